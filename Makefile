@@ -1,0 +1,65 @@
+# hvd_magtag — one Makefile for a fresh machine.  `make demo` and `make test` are the README's two commands;
+# both build the environment first (`make install`), which is idempotent (seconds when nothing changed).
+ROOT      := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+VENV      ?= $(ROOT)/.venv
+PY        := $(VENV)/bin/python
+PIP       := $(PY) -m pip
+PYTHON3   ?= python3
+DATA      ?= $(ROOT)/datasets/synthetic
+RUNS      ?= $(ROOT)/runs
+NP        ?= 2
+STAMP     := $(VENV)/.hvd_magtag-installed
+CONSTRAIN := -c $(ROOT)/constraints.txt
+HOROVOD_FLAGS := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_MPI=1 HOROVOD_WITH_GLOO=1 \
+                 HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 MAKEFLAGS=-j$(shell nproc)
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+.PHONY: install demo test test-fast lint lab bench clean-venv mpi
+
+install: $(STAMP)
+
+# OpenMPI (headers + launcher) is an OS package; Horovod's MPI controller and mpi4py build against it.
+mpi:
+	@if command -v mpicxx >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "[install] OpenMPI missing: installing libopenmpi-dev openmpi-bin cmake g++ (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenmpi-dev openmpi-bin cmake g++ >/dev/null; \
+	else \
+	  echo "error: OpenMPI not found. Run: sudo apt-get install -y libopenmpi-dev openmpi-bin cmake g++" \
+	       "(or use environment.yml with conda), then 'make install' again." >&2; exit 2; \
+	fi
+
+$(STAMP): $(ROOT)/setup.cfg $(ROOT)/constraints.txt $(ROOT)/pyproject.toml | mpi
+	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=23" "setuptools>=61" wheel
+	$(PIP) install -q $(CONSTRAIN) tensorflow-cpu tensorflow-io "numpy<2"    # TF first: Horovod's build imports it
+	@$(PY) -c "import horovod.tensorflow as h; assert h.mpi_built() and h.gloo_built()" 2>/dev/null || \
+	  { echo "[install] building Horovod 0.28.1 with TensorFlow + MPI + Gloo (a few minutes, cached afterwards)"; \
+	    $(HOROVOD_FLAGS) $(PIP) install -q --no-build-isolation $(CONSTRAIN) horovod==0.28.1; }
+	$(PIP) install -q $(CONSTRAIN) -e "$(ROOT)[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name hvd_magtag --display-name "hvd_magtag (Python 3)" >/dev/null
+	$(VENV)/bin/horovodrun --check-build
+	@touch $(STAMP)
+
+demo: install
+	$(PY) -m hvd_magtag.demo --data $(DATA) --runs $(RUNS) --np $(NP)
+
+test: install
+	cd $(ROOT) && $(PY) -m pytest -q tests
+
+test-fast: install
+	cd $(ROOT) && $(PY) -m pytest -q -m "not multirank and not notebook and not slow" tests
+
+lint: install
+	cd $(ROOT) && $(VENV)/bin/ruff check hvd_magtag tests && $(VENV)/bin/ruff format --check hvd_magtag tests
+
+lab: install
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=$(ROOT)/notebooks \
+	  --IdentityProvider.token=$${JUPYTER_TOKEN:-$$($(PY) -c "import secrets; print(secrets.token_hex(16))")}
+
+bench: install
+	$(PY) -m hvd_magtag.bench all --out $(ROOT)/bench-results
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,54 @@
+"""Entry point: ``python -m hvd_magtag.bench SECTION [options]`` (see :mod:`hvd_magtag.bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+from pathlib import Path
+
+from hvd_magtag.bench import SECTIONS, format_table
+
+
+def machine() -> dict:
+    import os
+
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hvd_magtag.bench", description=__doc__)
+    sub = parser.add_subparsers(dest="section", required=True, metavar="{" + ",".join([*SECTIONS, "all"]) + "}")
+    modules = {}
+    for name, modname in SECTIONS.items():
+        p = sub.add_parser(name, help=f"{name} benchmarks")
+        p.add_argument("--out", type=Path, default=None, help="folder for <section>.json (default: none)")
+        try:
+            modules[name] = importlib.import_module(modname)
+        except ModuleNotFoundError:
+            continue
+        modules[name].add_arguments(p)
+    p_all = sub.add_parser("all", help="every section with its defaults")
+    p_all.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    names = list(modules) if args.section == "all" else [args.section]
+    status = 0
+    for name in names:
+        if name not in modules:
+            print(f"error: bench section {name!r} is not available in this build", file=sys.stderr)
+            return 2
+        sec_args = args if args.section != "all" else sub.choices[name].parse_args([])
+        rows = modules[name].run(sec_args)
+        print(f"== {name} ==")
+        print(format_table(rows))
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / f"{name}.json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
