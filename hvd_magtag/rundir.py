@@ -69,7 +69,9 @@ class RunDir:
     @property
     def info(self) -> dict[str, Any]:
         if not self.run_info_path.is_file():
-            raise RunDirError(f"{self.path}: not a run directory (no run.json); train one with hvd_magtag.train")
+            raise RunDirError(
+                f"{self.path}: not a run directory (no run.json); train one with hvd_magtag.train"
+            )
         return json.loads(self.run_info_path.read_text())
 
     @property

@@ -39,8 +39,18 @@ def timed(fn: Callable[[], Any], *, warmup: int = 2, iters: int = 5) -> tuple[fl
     return statistics.fmean(times), (statistics.stdev(times) if len(times) > 1 else 0.0)
 
 
-def row(bench: str, case: str, metric: str, value: float, unit: str, spread: float = 0.0, **extra: Any) -> dict:
-    return {"bench": bench, "case": case, "metric": metric, "value": value, "spread": spread, "unit": unit, **extra}
+def row(
+    bench: str, case: str, metric: str, value: float, unit: str, spread: float = 0.0, **extra: Any
+) -> dict:
+    return {
+        "bench": bench,
+        "case": case,
+        "metric": metric,
+        "value": value,
+        "spread": spread,
+        "unit": unit,
+        **extra,
+    }
 
 
 def format_table(rows: list[dict]) -> str:

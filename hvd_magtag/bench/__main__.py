@@ -20,7 +20,9 @@ def machine() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hvd_magtag.bench", description=__doc__)
-    sub = parser.add_subparsers(dest="section", required=True, metavar="{" + ",".join([*SECTIONS, "all"]) + "}")
+    sub = parser.add_subparsers(
+        dest="section", required=True, metavar="{" + ",".join([*SECTIONS, "all"]) + "}"
+    )
     modules = {}
     for name, modname in SECTIONS.items():
         p = sub.add_parser(name, help=f"{name} benchmarks")
