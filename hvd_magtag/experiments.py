@@ -143,11 +143,13 @@ def point_name(params: dict[str, Any], varying: list[str]) -> str:
     """A readable, filesystem-safe name from the parameters that vary across the grid."""
     parts = []
     for key in varying:
-        value = params.get(key)
+        if params.get(key) is None:
+            continue
+        value = params[key]
         if isinstance(value, dict):
             value = "-".join(f"{k}{v}" for k, v in sorted(value.items())) or "none"
         parts.append(f"{key}={value}")
-    slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", ",".join(parts)) or "run"
+    slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", "__".join(parts)) or "run"
     return slug[:150]
 
 

@@ -1,0 +1,80 @@
+"""Experiment batches: grid expansion, parameter validation, a failing point, the results table."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hvd_magtag import experiments
+from hvd_magtag.experiments import ExperimentError
+
+FAKE = Path(__file__).parent / "fixtures" / "notebooks" / "fake_experiment.ipynb"
+
+
+def write_grid(tmp_path, text):
+    p = tmp_path / "grid.yaml"
+    p.write_text(text.replace("NOTEBOOK", str(FAKE)))
+    return p
+
+
+def test_grid_is_the_cartesian_product_plus_points(tmp_path):
+    grid = write_grid(
+        tmp_path,
+        "notebook: NOTEBOOK\nbase: {model: a, steps: 3}\ngrid:\n  lr: [0.1, 0.01]\n  overrides: [{m: 2}, {m: 3}]\n"
+        "points:\n  - {model: b}\n",
+    )
+    notebook, points = experiments.load_grid(grid)
+    assert notebook == FAKE
+    assert len(points) == 5
+    assert {(p["lr"], p["overrides"]["m"]) for p in points[:4]} == {(0.1, 2), (0.1, 3), (0.01, 2), (0.01, 3)}
+    assert points[4] == {"model": "b", "steps": 3}
+    assert experiments.point_name(points[0], ["lr", "overrides"]) == "lr=0.1__overrides=m2"
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("grid: {lr: 0.1}\n", "non-empty list"),
+        ("grd: {}\n", "unknown key"),
+        ("- 1\n", "expected a mapping"),
+        ("points: [3]\n", "mapping of parameters"),
+    ],
+)
+def test_bad_grid_files_are_named(tmp_path, text, needle):
+    with pytest.raises(ExperimentError, match=needle):
+        experiments.load_grid(write_grid(tmp_path, text))
+
+
+def test_unknown_parameter_is_refused_before_running(tmp_path):
+    grid = write_grid(tmp_path, "notebook: NOTEBOOK\ngrid: {valu: [1, 2]}\n")
+    with pytest.raises(ExperimentError, match=r"unknown notebook parameter\(s\) \['valu'\]"):
+        experiments.run_grid(grid, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.notebook
+def test_batch_with_a_failing_point_completes_the_others(tmp_path):
+    grid = write_grid(
+        tmp_path,
+        "notebook: NOTEBOOK\ngrid: {value: [1, 2, 3]}\npoints:\n  - {value: 4, fail: true}\n",
+    )
+    out = tmp_path / "out"
+    rc = experiments.main(["run", str(grid), "--out", str(out)])
+    assert rc == 1  # something failed
+    batch = json.loads((out / "batch.json").read_text())
+    assert [s["status"] for s in batch] == ["ok", "ok", "ok", "failed"]
+    assert "fails on purpose" in batch[3]["error"]
+    assert (out / "value=2" / "fake_experiment.ipynb").is_file()
+    assert (out / "value=4__fail=True" / "status.json").is_file()
+
+    assert experiments.main(["table", str(out), "--out", str(out / "results")]) == 0
+    table = pd.read_csv(out / "results.csv")
+    assert len(table) == 4
+    by_value = table.set_index("param.value")
+    assert by_value.loc[4, "status"] == "failed"
+    assert by_value.loc[2, "parameters"] == 20
+    assert by_value.loc[3, "test_roc_auc"] == pytest.approx(0.63)
+    assert by_value.loc[1, "valid_roc_auc"] == pytest.approx(0.6)
+    assert (out / "results.xlsx").stat().st_size > 0
+    assert "| run |" in (out / "results.md").read_text()
