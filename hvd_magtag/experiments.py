@@ -84,6 +84,26 @@ def train_command(
     return cmd
 
 
+def evaluate_command(
+    run_dir: str | Path, *, np: int = 1, split: str = "test", windows: str | int = "10", weights: str = "best"
+) -> list[str]:
+    """The command that evaluates a run: ``[horovodrun -np N] python -m hvd_magtag.evaluate RUN_DIR ...``."""
+    py = Path(sys.executable)
+    cmd = [str(py.parent / "horovodrun"), "-np", str(np)] if np > 1 else []
+    return cmd + [
+        str(py),
+        "-m",
+        "hvd_magtag.evaluate",
+        str(run_dir),
+        "--split",
+        split,
+        "--windows",
+        str(windows),
+        "--weights",
+        weights,
+    ]
+
+
 def run_logged(cmd: list[str], log_path: str | Path, *, timeout: float | None = None) -> int:
     """Run ``cmd``, streaming its output to ``log_path`` and to this process's stdout; return the exit code."""
     log_path = Path(log_path)
@@ -392,3 +412,63 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- comparing runs (used by notebooks/report.ipynb) --------------------------------------------------------
+def learning_curves(run_dir: str | Path) -> dict[str, Any]:
+    """``{"train": DataFrame(step, loss, ...), "valid": DataFrame(step, roc_auc, pr_auc, ...)}`` from metrics.jsonl."""
+    import pandas as pd
+
+    from hvd_magtag.rundir import RunDir
+
+    frame = pd.DataFrame(RunDir(run_dir).read_metrics())
+    out = {}
+    for event in ("train", "valid"):
+        part = frame[frame["event"] == event] if "event" in frame else frame.iloc[0:0]
+        out[event] = part.dropna(axis=1, how="all").reset_index(drop=True)
+    return out
+
+
+def per_tag_frame(runs: list, split: str = "test"):
+    """Per-tag ROC-AUC / PR-AUC of several runs: DataFrame indexed by tag, columns (run name, metric)."""
+    import pandas as pd
+
+    from hvd_magtag.rundir import RunDir
+
+    frames = {}
+    for run in runs:
+        run = run if isinstance(run, RunDir) else RunDir(run)
+        per_tag = run.results[split]["per_tag"]
+        frames[run.path.name] = pd.DataFrame(per_tag).T[["roc_auc", "pr_auc"]].astype(float)
+    return pd.concat(frames, axis=1)
+
+
+def load_predictions(run, split: str = "test") -> tuple[Any, Any, list[str]]:
+    """(labels [n_clips, n_tags], clip scores [n_clips, n_tags], tags) saved by ``hvd_magtag.evaluate``."""
+    import numpy as np
+
+    from hvd_magtag.rundir import RunDir
+
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    path = run.path / f"predictions_{split}.npz"
+    if not path.is_file():
+        raise ExperimentError(f"{path} missing: run python -m hvd_magtag.evaluate {run.path} --split {split}")
+    with np.load(path) as data:
+        return data["labels"], data["scores"], [str(t) for t in data["tags"]]
+
+
+def cooccurrence_vs_confusion(labels, scores) -> tuple[Any, Any]:
+    """(label co-occurrence as Jaccard [T, T], absolute Pearson correlation of clip scores across tags [T, T]).
+
+    Tags that co-occur in the labels (synonyms, genre/instrument pairs) and tags the model confuses both show
+    as bright off-diagonal cells; comparing the two separates learned label structure from confusion.
+    """
+    import numpy as np
+
+    labels = np.asarray(labels, np.float64)
+    counts = labels.T @ labels
+    diag = counts.diagonal()
+    jaccard = counts / np.maximum(diag[:, None] + diag[None, :] - counts, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.abs(np.corrcoef(np.asarray(scores, np.float64), rowvar=False))
+    return jaccard, np.nan_to_num(corr)
