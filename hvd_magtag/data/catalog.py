@@ -31,6 +31,7 @@ class Catalog:
     tags: list[str]  # the vocabulary, in model output order
     clips: list[Clip]
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (clip id or path, reason) left out
+    info: dict[str, dict[str, str]] = field(default_factory=dict)  # clip_id -> {"artist": .., "title": ..}
 
     @property
     def n_tags(self) -> int:
@@ -56,7 +57,7 @@ class Catalog:
         """A copy without clips whose path is in ``bad_paths`` (recorded in ``excluded``)."""
         keep = [c for c in self.clips if c.path not in bad_paths]
         gone = [(c.clip_id, reason) for c in self.clips if c.path in bad_paths]
-        return Catalog(self.name, self.root, list(self.tags), keep, self.excluded + gone)
+        return Catalog(self.name, self.root, list(self.tags), keep, self.excluded + gone, self.info)
 
 
 def datasets_dir() -> Path:
