@@ -53,12 +53,16 @@ class TrainConfig:
     schedule: str = "constant"  # constant | plateau (Lee et al. 2017) | staged (Won et al. 2020) | cosine
     plateau_patience: int = 3  # validations without improvement before decaying
     plateau_factor: float = 0.2
+    stages: str = (
+        ""  # staged: "optimizer:lr@start,..." (start = step or fraction); "" = schedules.DEFAULT_STAGES
+    )
     clip_norm: float = 0.0  # 0 = no gradient clipping
     fp16_allreduce: bool = False
     mixed_precision: bool = False  # GPU only
     seed: int = 0
     deterministic: bool = False
     validate_every: int = 200  # steps
+    valid_windows: str = "3"  # windows per clip scored at validation (as eval.windows: N or "all")
     checkpoint_every: int = 200  # steps
     keep_checkpoints: int = 3
     log_every: int = 20

@@ -1,0 +1,189 @@
+"""Evaluate a run on a split: clip-level predictions (window predictions averaged per clip), per-tag and
+macro ROC-AUC / PR-AUC, written into the run directory.
+
+    python -m hvd_magtag.evaluate RUN_DIR [--split test] [--windows 10|all] [--weights best|last]
+    horovodrun -np 2 python -m hvd_magtag.evaluate RUN_DIR         # each rank scores its shard
+
+Writes (rank 0) ``RUN_DIR/per_tag_<split>.csv`` and ``RUN_DIR/results.json``, which maps a split name to
+``{"roc_auc", "pr_auc", "n_clips", "n_tags_scored", "per_tag": {tag: {roc_auc, pr_auc, positives}},
+"skipped": {tag: reason}, "windows", "weights", "seconds", "world_size"}`` (other splits are kept), and
+prints the per-tag table. Every rank runs the same collectives: predictions are allgathered, rank 0 scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from hvd_magtag import metrics
+
+
+def parse_windows(text: str | int, option: str = "--windows") -> int | str:
+    """``"all"`` or a positive window count; raises ConfigError naming ``option``."""
+    from hvd_magtag.config import ConfigError
+
+    if str(text) == "all":
+        return "all"
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise ConfigError(f"{option} {text!r}: give a positive number of windows per clip or 'all'")
+    return n
+
+
+def predict_clips(
+    model, clips, spec, *, windows, batch_size, manifest, ctx, predict_fn=None
+) -> np.ndarray | None:
+    """Clip-level scores [len(clips), n_tags] on rank 0 (None on other ranks).
+
+    Each rank scores its shard of ``clips`` (``pipeline.eval_dataset``: window rows with their clip index),
+    the window scores and indices are allgathered and rank 0 averages them per clip. Collective: every rank
+    must call it with the same clips. ``predict_fn(x) -> probabilities`` defaults to a compiled
+    ``model(x, training=False)``.
+    """
+    import tensorflow as tf
+
+    from hvd_magtag import distributed
+    from hvd_magtag.data import pipeline
+
+    if predict_fn is None:
+        predict_fn = tf.function(lambda x: model(x, training=False))
+    n_tags = int(model.output_shape[-1])
+    ds = pipeline.eval_dataset(
+        clips, spec, windows=windows, batch_size=batch_size, manifest=manifest, rank=ctx.rank, size=ctx.size
+    )
+    scores, index = [np.zeros((0, n_tags), np.float32)], [np.zeros((0,), np.int32)]
+    for x, _, clip_index in ds:
+        scores.append(np.asarray(predict_fn(x), np.float32))
+        index.append(clip_index.numpy().astype(np.int32))
+    all_scores = distributed.allgather(np.concatenate(scores))
+    all_index = distributed.allgather(np.concatenate(index))
+    if not ctx.is_root:
+        return None
+    return metrics.aggregate_windows(all_scores, all_index, len(clips))
+
+
+def score_split(model, clips, tags, spec, *, windows, batch_size, manifest, ctx, predict_fn=None):
+    """``(metrics.tag_aucs result + "loss" (clip-level binary cross-entropy), clip scores)`` on rank 0,
+    broadcast to every rank (scores stay None off rank 0). Collective."""
+    from hvd_magtag import distributed
+
+    scores = predict_clips(
+        model,
+        clips,
+        spec,
+        windows=windows,
+        batch_size=batch_size,
+        manifest=manifest,
+        ctx=ctx,
+        predict_fn=predict_fn,
+    )
+    result = None
+    if ctx.is_root:
+        labels = np.stack([c.labels for c in clips]).astype(np.float32)
+        result = metrics.tag_aucs(labels, scores, tags)
+        p = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)
+        result["loss"] = float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+    return distributed.broadcast_object(result), scores
+
+
+def load_split(run, data_cfg, split: str, ctx):
+    """(clips of ``split``, manifest) for a run's dataset, checking the vocabulary matches the run's."""
+    from hvd_magtag.config import ConfigError
+    from hvd_magtag.train import load_data
+
+    catalog, manifest = load_data(data_cfg, ctx)
+    if list(catalog.tags) != run.tags:
+        raise ConfigError(
+            f"{data_cfg.root or data_cfg.dataset}: its tag vocabulary ({catalog.n_tags} tags) differs from the "
+            f"run's ({len(run.tags)} tags in {run.run_info_path}); evaluate on the dataset the run was trained on"
+        )
+    clips = catalog.split(split)
+    if not clips:
+        known = ", ".join(sorted(catalog.split_counts()))
+        raise ConfigError(f"--split {split!r}: no clips in that split of {catalog.root} (splits: {known})")
+    return clips, manifest
+
+
+def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=None, data_root=None):
+    """Evaluate ``run_dir`` (collective under horovodrun); returns the result dict on every rank."""
+    from hvd_magtag import distributed
+    from hvd_magtag.rundir import RunDir, atomic_write_text
+
+    ctx = distributed.init()
+    log = distributed.get_logger("hvd_magtag.evaluate")
+    run = RunDir(run_dir)
+    exp = run.config
+    if data_root:
+        exp.data.root = str(data_root)
+    windows = parse_windows(windows if windows is not None else exp.eval.windows)
+    batch_size = batch_size or exp.eval.batch_size
+    clips, manifest = load_split(run, exp.data, split, ctx)
+
+    model = run.build_model()
+    if ctx.is_root:  # one reader (run dirs need not be on a shared file system), then broadcast
+        model.load_weights(str(run.weights_path(weights)))
+    distributed.broadcast_variables(model.variables)
+
+    started = time.perf_counter()
+    result, _ = score_split(
+        model, clips, run.tags, run.spec, windows=windows, batch_size=batch_size, manifest=manifest, ctx=ctx
+    )
+    seconds = time.perf_counter() - started
+    result.update(windows=windows, weights=str(weights), seconds=round(seconds, 2), world_size=ctx.size)
+    if ctx.is_root:
+        metrics.per_tag_csv(result, run.path / f"per_tag_{split}.csv")
+        all_results: dict[str, Any] = run.results if run.results_path.is_file() else {}
+        all_results[split] = result
+        atomic_write_text(run.results_path, json.dumps(all_results, indent=2, sort_keys=True) + "\n")
+        title = f"{run.info['model']} on {split} ({result['n_clips']} clips, {windows} windows/clip, {weights} weights)"
+        log.info("%s\n\nresults: %s", metrics.format_table(result, title=title), run.results_path)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m hvd_magtag.evaluate",
+        description="Score a trained run on a split: per-tag and macro ROC-AUC / PR-AUC over clips "
+        "(window predictions averaged per clip). Run under horovodrun to shard the work.",
+    )
+    p.add_argument("run_dir", help="run directory written by hvd_magtag.train")
+    p.add_argument("--split", default="test", help="train | valid | test (default: test)")
+    p.add_argument(
+        "--windows", default=None, help="windows per clip: N evenly spaced, or 'all' (default: eval.windows)"
+    )
+    p.add_argument("--weights", default="best", help="best | last | path to a .weights.h5 (default: best)")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="windows per batch per rank (default: eval.batch_size)"
+    )
+    p.add_argument("--data-root", default=None, help="dataset folder, if it moved since training")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from hvd_magtag.train import run_cli
+
+    return run_cli(
+        lambda: evaluate(
+            args.run_dir,
+            split=args.split,
+            windows=args.windows,
+            weights=args.weights,
+            batch_size=args.batch_size,
+            data_root=args.data_root,
+        ),
+        debug=args.debug,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,560 @@
+"""Train a tagging model with Horovod; one process is a world of size 1.
+
+    python -m hvd_magtag.train --model shortchunk_cnn --set model.overrides.width=0.5 --steps 2000
+    horovodrun -np 2 python -m hvd_magtag.train --config hvd_magtag/configs/demo.yaml --run-dir runs/demo
+    horovodrun -np 2 python -m hvd_magtag.train --run-dir runs/demo      # resume exactly where it stopped
+
+Settings come from, in order: defaults (hvd_magtag.config), the run directory's config.json when resuming
+without --config, ``--config`` YAML/JSON, the flags below, then ``--set section.key=value`` (repeatable).
+The run directory (hvd_magtag.rundir) receives config.json, run.json, metrics.jsonl, tensorboard/,
+checkpoints/, best/ and last/ weights. Only rank 0 writes or logs; every rank computes.
+
+The loop (:func:`train`) follows Horovod's tensorflow2_mnist.py: init, data shard, model, optimizer with
+the learning rate scaled by world size, broadcast of model and optimizer state, a ``tf.function`` step
+through the distributed gradient tape, sharded validation, rank-0 checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hvd_magtag.config import ConfigError, Experiment
+
+# -- command line -----------------------------------------------------------------------------------------
+
+# flag -> dotted config key (each flag is sugar for one --set)
+_FLAGS = {
+    "model": (
+        "model.name",
+        str,
+        "model name from the registry (python -c 'from hvd_magtag.models import "
+        "list_models; print(list_models())')",
+    ),
+    "dataset": ("data.dataset", str, "synthetic | mtat | jamendo | fma | folder"),
+    "data_root": ("data.root", str, "dataset folder (default: the built-in synthetic dataset location)"),
+    "steps": ("train.steps", int, "total optimizer steps (global)"),
+    "batch_size": ("train.batch_size", int, "clips per batch per rank"),
+    "lr": ("train.lr", float, "one-rank learning rate (scaled by world size when train.scale_lr)"),
+    "optimizer": ("train.optimizer", str, "sgd (Nesterov momentum) | adam | adamw"),
+    "schedule": ("train.schedule", str, "constant | cosine | plateau | staged"),
+    "seed": ("train.seed", int, "random seed (model init, data order, dropout)"),
+    "validate_every": ("train.validate_every", int, "steps between validations"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m hvd_magtag.train",
+        description="Train a music auto-tagging CNN (run under horovodrun for several ranks). Rerunning on a "
+        "run directory resumes from its last checkpoint.",
+        epilog="Every config option can be set with --set section.key=value, e.g. --set train.clip_norm=5 "
+        "--set model.overrides.width=0.5; see hvd_magtag/config.py for the full tree.",
+    )
+    p.add_argument("--config", help="YAML or JSON experiment file (e.g. hvd_magtag/configs/demo.yaml)")
+    p.add_argument(
+        "--run-dir", help="run directory (default: runs/<model>-<UTC time>); an existing one resumes"
+    )
+    for name, (key, kind, help_text) in _FLAGS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help=f"{help_text} [{key}]")
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        default=None,
+        help="reproducible ops and data order: two runs with one seed give the same weights",
+    )
+    p.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override any config option (repeatable), e.g. train.lr=0.01",
+    )
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    return p
+
+
+def experiment_from_args(args: argparse.Namespace) -> Experiment:
+    """Defaults < run dir's config.json (resume without --config) < --config < flags < --set."""
+    if args.config:
+        exp = Experiment.load(args.config)
+    elif args.run_dir and (Path(args.run_dir).expanduser() / "config.json").is_file():
+        exp = Experiment.load(Path(args.run_dir).expanduser() / "config.json")
+    else:
+        exp = Experiment()
+    sets = [
+        f"{key}={getattr(args, name)}"
+        for name, (key, _, _) in _FLAGS.items()
+        if getattr(args, name) is not None
+    ]
+    if args.deterministic:
+        sets.append("train.deterministic=true")
+    exp.apply_overrides(sets + list(args.assignments))
+    if args.run_dir:
+        exp.run_dir = str(Path(args.run_dir).expanduser().resolve())
+    return exp
+
+
+def _env_rank() -> int:
+    """This process's rank from the launcher's environment (before Horovod is initialised)."""
+    for var in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
+
+
+def run_cli(fn, debug: bool = False) -> int:
+    """Run ``fn()``; our own errors become one ``error: ...`` line on rank 0 and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        fn()
+        return 0
+    except (ValueError, KeyError, OSError) as e:
+        ours = type(e).__module__.startswith("hvd_magtag") or isinstance(
+            e, (FileNotFoundError, PermissionError)
+        )
+        if debug or not ours:
+            raise
+        if _env_rank() == 0:
+            print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_cli(lambda: train(experiment_from_args(args)), debug=args.debug)
+
+
+# -- setup helpers ----------------------------------------------------------------------------------------
+
+
+def load_data(data_cfg, ctx):
+    """(catalog without bad files, manifest). Rank 0 validates (and caches) first; the others then reuse
+    the cache, so N ranks never scan the dataset at once."""
+    from hvd_magtag import distributed
+    from hvd_magtag.data import load_catalog, manifest
+
+    catalog = load_catalog(data_cfg)
+    if ctx.is_root:
+        result = manifest.validate(catalog)
+    distributed.barrier()
+    if not ctx.is_root:
+        result = manifest.validate(catalog)
+    return result
+
+
+def runs_root() -> Path:
+    """Where runs go without --run-dir: $HVD_MAGTAG_RUNS, else the repository's runs/ folder."""
+    env = os.environ.get("HVD_MAGTAG_RUNS")
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "runs"
+
+
+def prepare_run_dir(exp: Experiment, ctx):
+    """The RunDir (named on rank 0 when not given, so every rank agrees)."""
+    from hvd_magtag import distributed
+    from hvd_magtag.rundir import RunDir
+
+    if not exp.run_dir:
+        name = f"{exp.model.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}" if ctx.is_root else None
+        exp.run_dir = str(runs_root() / distributed.broadcast_object(name))
+    run = RunDir(exp.run_dir)
+    if ctx.is_root:
+        run.path.mkdir(parents=True, exist_ok=True)
+    return run
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("hvd_magtag", "tensorflow-cpu", "tensorflow", "keras", "horovod", "numpy", "tensorflow-io"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def run_info(exp: Experiment, catalog, model, ctx) -> dict[str, Any]:
+    """run.json content (see hvd_magtag.rundir)."""
+    return {
+        "model": exp.model.name,
+        "overrides": dict(exp.model.overrides),
+        "spec": model.spec.to_dict(),
+        "tags": list(catalog.tags),
+        "n_params": int(model.count_params()),
+        "dataset": {
+            "name": catalog.name,
+            "root": catalog.root,
+            "split": exp.data.split,
+            "vocabulary": exp.data.vocabulary,
+            "clips": catalog.split_counts(),
+            "excluded": len(catalog.excluded),
+        },
+        "world_size": ctx.size,
+        "versions": _versions(),
+        "command": " ".join(sys.argv),
+    }
+
+
+def resume_problem(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why a run directory trained as ``old`` (run.json) cannot continue as ``new``, or None."""
+    if (old["model"], old.get("overrides", {})) != (new["model"], new["overrides"]) or old["spec"] != new[
+        "spec"
+    ]:
+        return (
+            f"was trained as model {old['model']!r} with overrides {old.get('overrides', {})}, this run asks for "
+            f"{new['model']!r} with {new['overrides']}; use a new --run-dir or the run's own config.json"
+        )
+    if old["tags"] != new["tags"]:
+        return (
+            f"was trained on a {len(old['tags'])}-tag vocabulary, this dataset gives {len(new['tags'])} different "
+            "tags; use a new --run-dir or the run's dataset/vocabulary"
+        )
+    return None
+
+
+def make_optimizer(name: str, cfg, lr: float):
+    """SGD with Nesterov momentum, Adam or AdamW (Keras 3: ``learning_rate``; weight decay decoupled)."""
+    import keras
+
+    if name == "sgd":
+        return keras.optimizers.SGD(
+            lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay or None
+        )
+    if name == "adam":
+        return keras.optimizers.Adam(lr)
+    return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
+
+
+def make_train_step(model, optimizer, cfg):
+    """A compiled step ``(x [B, ...], y [B, n_tags]) -> local mean binary cross-entropy``: gradients
+    averaged across ranks (optionally fp16 on the wire), clipped by global norm, applied."""
+    import keras
+    import tensorflow as tf
+
+    from hvd_magtag import distributed
+
+    bce = keras.losses.BinaryCrossentropy()
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    @tf.function(jit_compile=cfg.jit_compile)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = bce(y, tf.cast(model(x, training=True), tf.float32))
+            target = optimizer.scale_loss(loss) if scaled else loss
+        tape = distributed.DistributedGradientTape(tape, compression="fp16" if cfg.fp16_allreduce else "none")
+        grads = tape.gradient(target, model.trainable_variables)
+        if cfg.clip_norm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, cfg.clip_norm)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return train_step
+
+
+def save_weights(model, path: Path) -> None:
+    """``model.save_weights`` atomically (temp file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}.weights.h5")
+    model.save_weights(str(tmp))
+    os.replace(tmp, path)
+
+
+class Monitor:
+    """Rank-0 TensorBoard scalars, metrics.jsonl and progress (tqdm on a terminal, log lines otherwise).
+    ``train`` is collective (the logged loss is averaged over ranks)."""
+
+    def __init__(self, run, ctx, cfg, start_step: int, steps_per_epoch: int):
+        import tensorflow as tf
+
+        self.run, self.ctx, self.cfg, self.spe = run, ctx, cfg, steps_per_epoch
+        self.log = logging.getLogger("hvd_magtag.train")
+        self.t0 = self.t_last = time.perf_counter()
+        self.step_last, self.losses = start_step, []
+        self.writer = tf.summary.create_file_writer(str(run.tensorboard_dir)) if ctx.is_root else None
+        self.bar = None
+        if ctx.is_root and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=cfg.steps, initial=start_step, unit="step", dynamic_ncols=True)
+        if ctx.is_root:  # drop records past the checkpoint we resume from (they will be redone)
+            kept = [m for m in run.read_metrics() if m.get("step", 0) <= start_step]
+            from hvd_magtag.rundir import atomic_write_text
+
+            atomic_write_text(run.metrics_path, "".join(json.dumps(m) + "\n" for m in kept))
+
+    def _record(self, event: dict[str, Any], scalars: dict[str, float]) -> None:
+        import tensorflow as tf
+
+        event["elapsed"] = round(time.perf_counter() - self.t0, 3)
+        with open(self.run.metrics_path, "a") as f:
+            f.write(json.dumps(event) + "\n")
+        with self.writer.as_default(step=event["step"]):
+            for name, value in scalars.items():
+                tf.summary.scalar(name, value)
+        self.writer.flush()
+
+    def train(self, step: int, loss, lr: float) -> None:
+        from hvd_magtag import distributed
+
+        self.losses.append(loss)
+        if step % self.cfg.log_every and step != self.cfg.steps:
+            return
+        import numpy as np
+
+        mean_loss = float(distributed.allreduce(np.float32(np.mean([float(v) for v in self.losses]))))
+        self.losses = []
+        if not self.ctx.is_root:
+            return
+        now = time.perf_counter()
+        rate = (step - self.step_last) * self.cfg.batch_size * self.ctx.size / max(now - self.t_last, 1e-9)
+        eta = (self.cfg.steps - step) * (now - self.t_last) / max(step - self.step_last, 1)
+        self.t_last, self.step_last = now, step
+        epoch = step / self.spe
+        self._record(
+            {
+                "event": "train",
+                "step": step,
+                "epoch": round(epoch, 3),
+                "loss": mean_loss,
+                "lr": lr,
+                "samples_per_sec": round(rate, 2),
+            },
+            {"train/loss": mean_loss, "train/lr": lr, "train/samples_per_sec": rate},
+        )
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2g}", samples_s=f"{rate:.0f}")
+        else:
+            self.log.info(
+                "step %d/%d  epoch %.2f  loss %.4f  lr %.3g  %.1f samples/s  ETA %s",
+                step,
+                self.cfg.steps,
+                epoch,
+                mean_loss,
+                lr,
+                rate,
+                time.strftime("%H:%M:%S", time.gmtime(eta)),
+            )
+
+    def valid(self, step: int, result: dict[str, Any], improved: bool) -> None:
+        if not self.ctx.is_root:
+            return
+        self._record(
+            {
+                "event": "valid",
+                "step": step,
+                "roc_auc": result["roc_auc"],
+                "pr_auc": result["pr_auc"],
+                "loss": result["loss"],
+                "best": improved,
+                "skipped": sorted(result["skipped"]),
+            },
+            {
+                "valid/roc_auc": result["roc_auc"],
+                "valid/pr_auc": result["pr_auc"],
+                "valid/loss": result["loss"],
+            },
+        )
+        skipped = f"  (skipped, no AUC: {', '.join(result['skipped'])})" if result["skipped"] else ""
+        msg = (
+            f"valid @ {step}: ROC-AUC {result['roc_auc']:.4f}  PR-AUC {result['pr_auc']:.4f}  "
+            f"loss {result['loss']:.4f}{'  *best*' if improved else ''}{skipped}"
+        )
+        (self.bar.write if self.bar is not None else self.log.info)(msg)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+# -- the loop ---------------------------------------------------------------------------------------------
+
+
+def train(exp: Experiment):
+    """Train ``exp`` (collective under horovodrun); returns the RunDir. Resumes from the run directory's
+    latest checkpoint when there is one."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from hvd_magtag import checkpoint, distributed
+    from hvd_magtag.data import pipeline
+    from hvd_magtag.evaluate import parse_windows, score_split
+    from hvd_magtag.models.registry import create_model, list_models
+    from hvd_magtag.rundir import RunDirError
+    from hvd_magtag.schedules import Schedule
+
+    cfg = exp.train
+    if exp.model.name not in list_models():
+        raise ConfigError(
+            f"model.name {exp.model.name!r}: unknown model; choose one of {', '.join(list_models())}"
+        )
+    Schedule(cfg)  # checks optimizer / schedule / stages before any process group or data work
+    valid_windows = parse_windows(cfg.valid_windows, "train.valid_windows")
+    ctx = distributed.init()
+    log = distributed.get_logger("hvd_magtag.train")
+    schedule = Schedule(cfg, ctx.size)
+
+    catalog, manifest = load_data(exp.data, ctx)
+    train_clips, valid_clips = catalog.split("train"), catalog.split("valid")
+    if not train_clips:
+        raise ConfigError(f"{catalog.root}: no clips in the train split (data.split={exp.data.split!r})")
+    run = prepare_run_dir(exp, ctx)
+
+    keras.utils.set_random_seed(cfg.seed)  # same initial weights for the same seed (rank 0's are broadcast)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if cfg.mixed_precision:
+        if tf.config.list_physical_devices("GPU"):
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        else:
+            log.warning("train.mixed_precision needs a GPU; training in float32")
+    model = create_model(exp.model.name, n_tags=catalog.n_tags, **exp.model.overrides)
+    spec, info = model.spec, run_info(exp, catalog, model, ctx)
+
+    # Resume: rank 0 reads the run directory, every rank gets the verdict and the starting state.
+    latest = None
+    if ctx.is_root:
+        problem = resume_problem(run.info, info) if run.exists() else None
+        latest = checkpoint.latest_checkpoint(run.checkpoint_dir)
+        start = checkpoint.read_state(latest) if latest and not problem else {"step": 0}
+        verdict = (problem, start)
+    problem, state = distributed.broadcast_object(verdict if ctx.is_root else None)
+    if problem:
+        raise RunDirError(f"{run.path}: {problem}")
+    step = int(state["step"])
+    schedule.load_state_dict(state.get("schedule", {}))
+    best_auc, best_step = state.get("best_roc_auc", -1.0), state.get("best_step", -1)
+    if ctx.is_root:
+        exp.save(run.config_path)
+        run.write_run_info({**info, "started_from_step": step})
+
+    def new_optimizer(at_step):
+        opt = make_optimizer(schedule.optimizer_name(at_step), cfg, schedule.lr(at_step))
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            opt = keras.optimizers.LossScaleOptimizer(opt)
+        opt.build(model.trainable_variables)
+        return opt, make_train_step(model, opt, cfg)
+
+    optimizer, train_step = new_optimizer(max(step - 1, 0))  # the optimizer the checkpoint was written with
+    if ctx.is_root and latest is not None:
+        checkpoint.load(latest, model, optimizer)
+        log.info("resuming %s from step %d (%s)", run.path, step, latest.name)
+    distributed.broadcast_model_and_optimizer(model, optimizer)  # identical start on every rank
+
+    batches = iter(
+        pipeline.train_dataset(
+            train_clips,
+            spec,
+            batch_size=cfg.batch_size,
+            manifest=manifest,
+            rank=ctx.rank,
+            size=ctx.size,
+            seed=cfg.seed,
+            start_step=step,
+            deterministic=cfg.deterministic,
+            threads=ctx.threads,
+            tfrecord_dir=exp.data.tfrecord_dir or None,
+        )
+    )
+    steps_per_epoch = cfg.steps_per_epoch or pipeline.steps_per_epoch(
+        len(train_clips), cfg.batch_size, ctx.size
+    )
+    predict = tf.function(lambda x: model(x, training=False))
+    monitor = Monitor(run, ctx, cfg, step, steps_per_epoch)
+    log.info(
+        "training %s (%s parameters) on %d clips x %d ranks, batch %d/rank, steps %d -> %d; run dir %s",
+        exp.model.name,
+        f"{info['n_params']:,}",
+        len(train_clips),
+        ctx.size,
+        cfg.batch_size,
+        step,
+        cfg.steps,
+        run.path,
+    )
+
+    while step < cfg.steps:
+        if schedule.optimizer_name(step) != schedule.optimizer_name(step - 1) and step > 0:
+            optimizer, train_step = new_optimizer(step)  # staged: next optimizer, fresh state on every rank
+        lr = schedule.lr(step)
+        optimizer.learning_rate.assign(lr)
+        x, y = next(batches)
+        loss = train_step(x, y)
+        step += 1
+        monitor.train(step, loss, lr)
+
+        if valid_clips and (step % cfg.validate_every == 0 or step == cfg.steps):
+            result, _ = score_split(
+                model,
+                valid_clips,
+                catalog.tags,
+                spec,
+                windows=valid_windows,
+                batch_size=exp.eval.batch_size,
+                manifest=manifest,
+                ctx=ctx,
+                predict_fn=predict,
+            )
+            improved = bool(np.isfinite(result["roc_auc"]) and result["roc_auc"] > best_auc)
+            if improved:
+                best_auc, best_step = result["roc_auc"], step
+                if ctx.is_root:
+                    save_weights(model, run.best_weights)
+            monitor.valid(step, result, improved)
+            if schedule.on_validation(improved) and best_step > 0:  # plateau: decay and restart from best
+                if ctx.is_root:
+                    model.load_weights(str(run.best_weights))
+                    log.info(
+                        "plateau: restarting from step %d weights, lr x%g", best_step, cfg.plateau_factor
+                    )
+                distributed.broadcast_variables(model.variables)
+                optimizer, train_step = new_optimizer(step)
+
+        if ctx.is_root and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            checkpoint.save(
+                run.checkpoint_dir,
+                model,
+                optimizer,
+                {
+                    "step": step,
+                    "epoch": step // steps_per_epoch,
+                    "optimizer": schedule.optimizer_name(step - 1),
+                    "schedule": schedule.state_dict(),
+                    "best_roc_auc": best_auc,
+                    "best_step": best_step,
+                    "seed": cfg.seed,
+                    "world_size": ctx.size,
+                    "batch_size": cfg.batch_size,
+                },
+                keep=cfg.keep_checkpoints,
+            )
+
+    monitor.close()
+    if ctx.is_root:
+        save_weights(model, run.last_weights)
+        log.info(
+            "done: %d steps; best validation ROC-AUC %.4f at step %d; run dir %s",
+            step,
+            best_auc,
+            best_step,
+            run.path,
+        )
+    distributed.barrier()
+    return run
+
+
+if __name__ == "__main__":
+    sys.exit(main())
