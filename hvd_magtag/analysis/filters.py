@@ -1,0 +1,377 @@
+"""What each layer filters: kernel frequency responses, map spectra and layer-to-layer transfer estimates.
+
+Three estimates, all on the **audio-frequency axis** (Hz of the input audio):
+
+1. *Kernel responses* (:func:`kernel_responses`): ``|FFT|`` of each output channel's kernel of the first conv
+   layer, zero-padded to :data:`KERNEL_NFFT` points, root-sum-of-squares over input channels, at the layer's
+   input rate (the audio rate for the sample-level frame conv). Channels sorted by peak frequency: the
+   classic SampleCNN figure.
+2. *Map spectra* (:func:`average_spectra`): per conv layer, each channel's magnitude spectrum of its map
+   (Welch, Hann, constant detrend, ``nperseg = min(MAP_NPERSEG, steps)``), averaged over clips. A layer at
+   rate r covers audio frequencies 0..r/2, at resolution r / nperseg.
+3. *Transfer estimates* (:func:`transfer_estimates`): each channel's map spectrum divided by the average (over
+   channels) spectrum of the level below (the previous conv layer's map, or the input audio for the first
+   layer). **Layers at lower rates are compared on the common frequency range**: the level below (rate
+   r_prev >= r) is linearly interpolated onto the layer's own grid 0..r/2, and the ratio is only defined
+   there; above min(r, r_prev)/2 the estimate is NaN (drawn blank). Energy that striding aliases down into
+   0..r/2 is part of what the layer does and is not undone. Between two conv layers sit batch norm,
+   activation and pooling: the estimate describes the whole step "level below -> this conv's output".
+
+Spectrogram (Conv2D) models: time is at frame rate, so instead of (2)/(3) each channel's *frequency profile*
+(mean over time of its map along the mel axis, linearly upsampled to ``n_mels``) is reported
+(:func:`mel_profile_levels`), with a transfer estimate along the mel axis (profile RMS over the previous conv
+layer's average profile RMS; the first 2-D layer has none).
+
+Typical use::
+
+    python -m hvd_magtag.analysis filters runs/demo --clips 8 --axis mel
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hvd_magtag.analysis import plots
+from hvd_magtag.analysis.featuremaps import (
+    AnalysisError,
+    ConvLayerInfo,
+    conv_layers,
+    describe_layers,
+    encoder_of,
+    feature_maps,
+    load_audio,
+    mel_centres_hz,
+    resolve_clip,
+    stretch_axis,
+)
+
+log = logging.getLogger(__name__)
+
+#: FFT length (points) kernels are zero-padded to (more if a kernel is longer).
+KERNEL_NFFT = 1024
+#: Welch segment length (map steps) for map spectra; shorter maps use their whole length.
+MAP_NPERSEG = 512
+#: Maps with fewer steps than this per clip get no spectrum (NaN): too short to say anything.
+MIN_SPECTRUM_STEPS = 8
+#: Added to the level-below spectrum before dividing (relative to its maximum).
+TRANSFER_FLOOR = 1e-8
+#: Seconds of white noise per probe clip for ``--noise``.
+NOISE_PROBE_SECONDS = 10.0
+
+
+@dataclass
+class Level:
+    """Average magnitude spectra of one level (the input audio or a conv layer).
+
+    name:      "input" or the layer name.
+    rate_hz:   sample rate of the level (Hz); its spectra cover 0..rate_hz/2.
+    freqs_hz:  [F] frequency grid (Hz, audio axis).
+    mag:       [channels, F] average magnitude spectrum (linear; NaN when the maps were too short).
+    """
+
+    name: str
+    rate_hz: float
+    freqs_hz: np.ndarray
+    mag: np.ndarray
+
+
+# -- (1) kernels ---------------------------------------------------------------------------------------------
+def kernel_responses(layer, in_rate_hz: float, n_fft: int = KERNEL_NFFT) -> tuple[np.ndarray, np.ndarray]:
+    """Frequency responses of a Conv1D layer's kernels: (freqs_hz [bins], |H| [out_channels, bins]).
+
+    ``|H_c(f)| = sqrt(sum_i |FFT_n(kernel[:, i, c])(f)|^2)`` with the kernel zero-padded to
+    ``n = max(n_fft, kernel length)`` points, on the grid ``rfftfreq(n, 1 / in_rate_hz)``.
+    """
+    kernel = np.asarray(layer.kernel.numpy() if hasattr(layer.kernel, "numpy") else layer.kernel)
+    if kernel.ndim != 3:
+        raise AnalysisError(
+            f"layer {layer.name!r}: kernel responses need a Conv1D kernel, got {kernel.shape}"
+        )
+    n = max(n_fft, kernel.shape[0])
+    spectrum = np.abs(np.fft.rfft(kernel.astype(np.float64), n=n, axis=0))  # [bins, in, out]
+    mag = np.sqrt(np.sum(spectrum**2, axis=1)).T  # [out, bins]
+    return np.fft.rfftfreq(n, 1.0 / in_rate_hz), mag
+
+
+def peak_order(freqs_hz: np.ndarray, mag: np.ndarray) -> np.ndarray:
+    """Channel order by peak frequency (ties by spectral centroid); NaN rows last: [channels]."""
+    filled = np.nan_to_num(mag, nan=-np.inf)
+    peak = freqs_hz[np.argmax(filled, axis=1)]
+    safe = np.nan_to_num(mag, nan=0.0)
+    centroid = (safe * freqs_hz).sum(axis=1) / np.maximum(safe.sum(axis=1), 1e-30)
+    all_nan = np.isnan(mag).all(axis=1)
+    return np.lexsort((centroid, peak, all_nan))
+
+
+def peak_frequencies(freqs_hz: np.ndarray, mag: np.ndarray) -> np.ndarray:
+    """Frequency (Hz) of each row's maximum, ignoring NaN (NaN for all-NaN rows): [rows]."""
+    filled = np.nan_to_num(mag, nan=-np.inf)
+    out = freqs_hz[np.argmax(filled, axis=1)].astype(np.float64)
+    out[np.isnan(mag).all(axis=1)] = np.nan
+    return out
+
+
+# -- (2) map spectra -----------------------------------------------------------------------------------------
+def map_spectrum(maps: np.ndarray, rate_hz: float, nperseg: int) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitude spectrum of each channel of ``maps`` [time, channels]: (freqs_hz [F], sqrt(PSD) [channels, F])."""
+    from scipy.signal import welch
+
+    freqs, psd = welch(maps, fs=rate_hz, nperseg=nperseg, axis=0, detrend="constant")
+    return freqs, np.sqrt(psd).T
+
+
+def _nperseg(min_samples: int, stride: float) -> int:
+    return min(MAP_NPERSEG, int(min_samples // stride))
+
+
+def average_spectra(
+    model, waveforms: list[np.ndarray], layer_names: list[str] | None = None
+) -> tuple[list[Level], list[ConvLayerInfo]]:
+    """Input and per-conv-layer average magnitude spectra over ``waveforms`` (float32 [samples] each).
+
+    Returns ([input level, one level per 1-D conv layer], infos of those layers). 2-D layers are skipped
+    (see :func:`mel_profile_levels`).
+    """
+    spec = model.spec
+    if not waveforms:
+        raise AnalysisError("no clips to average over; give --clip, --clips N with a dataset, or --noise")
+    min_samples = min(len(w) for w in waveforms)
+    sums: dict[str, np.ndarray] = {}
+    freqs: dict[str, np.ndarray] = {}
+    infos: list[ConvLayerInfo] = []
+    n_in = _nperseg(min_samples, 1.0)
+    for w in waveforms:
+        f, m = map_spectrum(np.asarray(w, np.float64)[:, None], spec.sample_rate, n_in)
+        freqs["input"], sums["input"] = f, sums.get("input", 0) + m
+        maps, infos = feature_maps(model, w, layer_names)
+        for info in infos:
+            if info.kind != "1d":
+                continue
+            n = _nperseg(min_samples, info.stride)
+            if n < MIN_SPECTRUM_STEPS:
+                continue
+            f, m = map_spectrum(maps[info.name].astype(np.float64), info.rate_hz, n)
+            freqs[info.name], sums[info.name] = f, sums.get(info.name, 0) + m
+    levels = [Level("input", float(spec.sample_rate), freqs["input"], sums["input"] / len(waveforms))]
+    kept = []
+    for info in infos:
+        if info.kind != "1d":
+            continue
+        kept.append(info)
+        if info.name in sums:
+            levels.append(Level(info.name, info.rate_hz, freqs[info.name], sums[info.name] / len(waveforms)))
+        else:
+            n = max(_nperseg(min_samples, info.stride), 2)
+            f = np.fft.rfftfreq(n, 1.0 / info.rate_hz)
+            log.warning(
+                "%s: %d steps per clip at %.2f Hz: too short for a spectrum (need %d); use longer clips",
+                info.name,
+                int(min_samples // info.stride),
+                info.rate_hz,
+                MIN_SPECTRUM_STEPS,
+            )
+            levels.append(Level(info.name, info.rate_hz, f, np.full((info.channels, len(f)), np.nan)))
+    return levels, kept
+
+
+# -- (3) transfer estimates ----------------------------------------------------------------------------------
+def transfer_estimates(levels: list[Level]) -> list[Level]:
+    """Each level after the first divided by the channel-average spectrum of the level before it.
+
+    ``H_l,c(f) = S_l,c(f) / (mean_c' S_{l-1,c'}(f) + floor)`` on level l's own grid; the level below is
+    linearly interpolated there, and f above the level below's Nyquist gives NaN (see module docstring).
+    """
+    out = []
+    for below, level in zip(levels[:-1], levels[1:]):
+        avg = (
+            np.nanmean(below.mag, axis=0)
+            if np.isfinite(below.mag).any()
+            else np.full(len(below.freqs_hz), np.nan)
+        )
+        ref = np.interp(level.freqs_hz, below.freqs_hz, avg, right=np.nan)
+        floor = TRANSFER_FLOOR * (np.nanmax(ref) if np.isfinite(ref).any() else 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = level.mag / (ref + floor)[None, :]
+        out.append(Level(level.name, level.rate_hz, level.freqs_hz, ratio))
+    return out
+
+
+# -- spectrogram models --------------------------------------------------------------------------------------
+def mel_profile_levels(model, waveforms: list[np.ndarray]) -> tuple[list[Level], list[Level]]:
+    """For 2-D conv layers: (mean-over-time profiles, transfer along mel) as Levels on the mel-centre grid.
+
+    Profiles: ``mean_t map[t, f, c]`` upsampled to n_mels, averaged over clips -> [channels, n_mels].
+    Transfer: per channel ``rms_t map`` profile over the previous 2-D layer's channel-average rms profile.
+    ``freqs_hz`` holds the mel-band centres (Hz).
+    """
+    spec = model.spec
+    n_mels = spec.fbank.n_mels
+    centres = mel_centres_hz(spec.fbank, spec.sample_rate)
+    means: dict[str, np.ndarray] = {}
+    rmss: dict[str, np.ndarray] = {}
+    infos: list[ConvLayerInfo] = []
+    for w in waveforms:
+        maps, infos = feature_maps(model, w)
+        for info in infos:
+            if info.kind != "2d":
+                continue
+            m = maps[info.name].astype(np.float64)
+            mean = stretch_axis(m.mean(axis=0), n_mels, 0).T
+            rms = stretch_axis(np.sqrt((m**2).mean(axis=0)), n_mels, 0).T
+            means[info.name] = means.get(info.name, 0) + mean / len(waveforms)
+            rmss[info.name] = rmss.get(info.name, 0) + rms / len(waveforms)
+    names = [i.name for i in infos if i.kind == "2d"]
+    rates = {i.name: i.rate_hz for i in infos}
+    profiles = [Level(n, rates[n], centres, means[n]) for n in names]
+    rms_levels = [Level(n, rates[n], centres, rmss[n]) for n in names]
+    return profiles, transfer_estimates(rms_levels)
+
+
+# -- the filters command -------------------------------------------------------------------------------------
+def probe_waveforms(
+    run, model, n_clips: int, clip_args: list[str], noise: bool, seconds: float, seed: int = 0
+) -> tuple[list[np.ndarray], list[str]]:
+    """The audio to average over: white noise probes, ``--clip`` files/ids, or ``n_clips`` dataset clips.
+
+    Dataset clips are spread evenly over the run's evaluation split (config.eval.split; all clips if empty).
+    Each is cropped to ``seconds`` (0 = whole clip). Returns (waveforms, names).
+    """
+    spec = model.spec
+    limit = int(round(seconds * spec.sample_rate)) if seconds > 0 else None
+    if noise:
+        rng = np.random.default_rng(seed)
+        n = limit or int(NOISE_PROBE_SECONDS * spec.sample_rate)
+        count = max(1, n_clips)
+        return [(0.1 * rng.standard_normal(n)).astype(np.float32) for _ in range(count)], [
+            f"white_noise_{i}" for i in range(count)
+        ]
+    if clip_args:
+        paths = [resolve_clip(run, c) for c in clip_args]
+    else:
+        from hvd_magtag.data import load_catalog
+
+        config = run.config
+        catalog = load_catalog(config.data)
+        pool = catalog.split(config.eval.split) or catalog.clips
+        if not pool:
+            raise AnalysisError(
+                f"{run.path}: the run's dataset ({catalog.root}) has no clips; use --clip or --noise"
+            )
+        picks = np.unique(np.linspace(0, len(pool) - 1, min(n_clips, len(pool))).round().astype(int))
+        paths = [Path(pool[i].path) for i in picks]
+    waves = [load_audio(p, spec.sample_rate)[:limit] for p in paths]
+    return waves, [p.name for p in paths]
+
+
+def run_filters(
+    run_dir: str | Path,
+    n_clips: int = 4,
+    out: str | Path | None = None,
+    axis: str = "log",
+    clip_args: list[str] | None = None,
+    noise: bool = False,
+    seconds: float = 30.0,
+    which: str = "best",
+) -> Path:
+    """The ``filters`` command: write kernel, spectrum and transfer figures (+ numbers) for a run.
+
+    Output (default ``RUN_DIR/analysis/filters``): ``kernels_<layer>.*``, ``spectra/<layer>.*``,
+    ``transfer/<layer>.*``, ``transfer_overview.*`` (1-D models) or ``profiles/<layer>.*``,
+    ``profile_transfer/<layer>.*`` (2-D models), and ``index.md`` listing them.
+    """
+    from hvd_magtag.rundir import RunDir
+
+    if axis not in plots.AXES:
+        raise AnalysisError(f"--axis must be one of {', '.join(plots.AXES)}, got {axis!r}")
+    run = RunDir(run_dir)
+    model = run.load_model(which)
+    spec = model.spec
+    out = Path(out).expanduser().resolve() if out else run.path / "analysis" / "filters"
+    out.mkdir(parents=True, exist_ok=True)
+    nyquist = spec.sample_rate / 2
+    lines = [f"# Filters of {run.path.name} ({getattr(model, 'registry_name', model.name)})", ""]
+
+    encoder = encoder_of(model)
+    infos = describe_layers(encoder, spec)
+    first = conv_layers(encoder)[0]
+    if infos[0].kind == "1d":
+        freqs, mag = kernel_responses(first, infos[0].in_rate_hz)
+        order = peak_order(freqs, mag)
+        stem = out / f"kernels_{first.name}"
+        plots.heatmap(
+            stem,
+            freqs,
+            mag[order],
+            f"{first.name}: kernel |FFT| (n={len(freqs) * 2 - 2}), sorted by peak frequency",
+            axis,
+            xmax_hz=infos[0].in_rate_hz / 2,
+            extra={"channels": order, "peak_hz": peak_frequencies(freqs, mag[order])},
+        )
+        lines.append(f"- kernel responses of the first layer: [{stem.name}.png]({stem.name}.png)")
+
+    waves, names = probe_waveforms(run, model, n_clips, clip_args or [], noise, seconds)
+    lines.append(f"- averaged over {len(waves)} clip(s): {', '.join(names)}")
+    if any(i.kind == "1d" for i in infos):
+        levels, _ = average_spectra(model, waves)
+        transfers = transfer_estimates(levels)
+        for folder, group, what in (
+            ("spectra", levels[1:], "map magnitude spectrum, mean over clips"),
+            ("transfer", transfers, "transfer estimate vs the level below"),
+        ):
+            for lv in group:
+                order = peak_order(lv.freqs_hz, lv.mag)
+                stem = out / folder / lv.name
+                plots.heatmap(
+                    stem,
+                    lv.freqs_hz,
+                    lv.mag[order],
+                    f"{lv.name} ({lv.rate_hz:.1f} Hz): {what}",
+                    axis,
+                    xmax_hz=nyquist,
+                    extra={"channels": order, "rate_hz": np.array(lv.rate_hz)},
+                )
+                lines.append(f"- {folder}/{lv.name}: [png]({folder}/{lv.name}.png)")
+        plots.stacked_heatmaps(
+            out / "transfer_overview",
+            [(lv.name, lv.freqs_hz, lv.mag[peak_order(lv.freqs_hz, lv.mag)]) for lv in transfers],
+            f"{run.path.name}: transfer estimates per layer (each covers 0..rate/2)",
+            axis,
+            nyquist,
+        )
+        lines.append("- all layers on one audio axis: [transfer_overview.png](transfer_overview.png)")
+    if any(i.kind == "2d" for i in infos):
+        profiles, profile_transfer = mel_profile_levels(model, waves)
+        for folder, group, what in (
+            ("profiles", profiles, "mean-over-time mel profile"),
+            ("profile_transfer", profile_transfer, "RMS profile vs the layer below"),
+        ):
+            for lv in group:
+                values = lv.mag - np.nanmin(lv.mag) if folder == "profiles" else lv.mag
+                order = peak_order(lv.freqs_hz, values)
+                stem = out / folder / lv.name
+                plots.heatmap(
+                    stem,
+                    lv.freqs_hz,
+                    values[order],
+                    f"{lv.name}: {what} (min-shifted)" if folder == "profiles" else f"{lv.name}: {what}",
+                    axis,
+                    xmax_hz=nyquist,
+                    extra={"channels": order, "raw": lv.mag[order]},
+                )
+                lines.append(f"- {folder}/{lv.name}: [png]({folder}/{lv.name}.png)")
+    lines += [
+        "",
+        "Numbers for each figure are beside it (.npz, .csv). See hvd_magtag.analysis.filters for the method.",
+    ]
+    (out / "index.md").write_text("\n".join(lines) + "\n")
+    log.info("filters: figures written under %s", out)
+    return out
+
+
+def layer_rates(model) -> dict[str, float]:
+    """{conv layer name: map rate (Hz)} of ``model`` (convenience for notebooks)."""
+    return {i.name: i.rate_hz for i in describe_layers(encoder_of(model), model.spec)}

@@ -1,0 +1,275 @@
+"""hvd_magtag.analysis: kernel responses, transfer estimates, sonification, and both commands end to end.
+
+Models here are tiny Keras graphs whose conv kernels are set to known filters, so every expected number
+(peak frequency, rate, duration) follows from the construction, not from a previous run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+keras = pytest.importorskip("keras")
+
+from hvd_magtag.analysis import featuremaps as fm  # noqa: E402
+from hvd_magtag.analysis import filters  # noqa: E402
+from hvd_magtag.models.registry import FbankSpec, ModelSpec  # noqa: E402
+
+RATE = 16000
+
+
+def windowed_sine(freq_hz: float, rate_hz: float, taps: int) -> np.ndarray:
+    """A Hann-windowed cosine of ``taps`` samples: a band-pass kernel centred on ``freq_hz``."""
+    t = np.arange(taps) - (taps - 1) / 2
+    return (np.hanning(taps) * np.cos(2 * np.pi * freq_hz * t / rate_hz)).astype(np.float32)
+
+
+def lowpass(cutoff_hz: float, rate_hz: float, taps: int) -> np.ndarray:
+    t = np.arange(taps) - (taps - 1) / 2
+    return (np.hamming(taps) * 2 * cutoff_hz / rate_hz * np.sinc(2 * cutoff_hz / rate_hz * t)).astype(
+        np.float32
+    )
+
+
+def write_clip(path, seconds: float, freq_hz: float = 440.0, seed: int = 0) -> np.ndarray:
+    from scipy.io import wavfile
+
+    n = int(seconds * RATE)
+    rng = np.random.default_rng(seed)
+    y = 0.3 * np.sin(2 * np.pi * freq_hz * np.arange(n) / RATE) + 0.05 * rng.standard_normal(n)
+    wavfile.write(str(path), RATE, (y * 32767).astype(np.int16))
+    return y
+
+
+def set_kernel(layer, kernel: np.ndarray) -> None:
+    layer.set_weights([kernel.astype(np.float32), np.zeros(layer.filters, np.float32)])
+
+
+# -- (1) kernel responses ------------------------------------------------------------------------------------
+def test_bandpass_kernel_response_peaks_at_its_frequency():
+    centres = [3000.0, 1000.0, 5500.0, 400.0]
+    taps = 129
+    inputs = keras.Input((RATE // 10, 1))
+    conv = keras.layers.Conv1D(len(centres), taps, name="conv1")
+    keras.Model(inputs, conv(inputs))
+    set_kernel(conv, np.stack([windowed_sine(f, RATE, taps) for f in centres], axis=-1)[:, None, :])
+
+    freqs, mag = filters.kernel_responses(conv, RATE)
+    bin_hz = RATE / filters.KERNEL_NFFT
+    assert freqs[1] == pytest.approx(bin_hz)
+    peaks = filters.peak_frequencies(freqs, mag)
+    for got, want in zip(peaks, centres):
+        assert abs(got - want) <= bin_hz, (got, want)  # stated tolerance: one FFT bin (15.6 Hz)
+    order = filters.peak_order(freqs, mag)
+    assert list(order) == list(np.argsort(centres))
+
+
+# -- (3) transfer estimate of a second layer fed white noise ------------------------------------------------
+def known_two_layer_model(window: int, second_hz: list[float]):
+    """conv1: stride-2 low-pass (3 kHz) at 16 kHz with 3 gains; conv2: band-passes at ``second_hz`` (8 kHz rate)."""
+    inputs = keras.Input((window,), name="waveform")
+    x = keras.layers.Reshape((window, 1))(inputs)
+    conv1 = keras.layers.Conv1D(3, 31, strides=2, padding="same", name="conv1")
+    conv2 = keras.layers.Conv1D(len(second_hz), 63, padding="same", name="conv2")
+    model = keras.Model(inputs, conv2(keras.layers.ReLU()(conv1(x))))
+    lp = lowpass(3000.0, RATE, 31)
+    set_kernel(conv1, np.stack([lp * g for g in (1.0, 0.5, 2.0)], axis=-1)[:, None, :])
+    bp = np.stack([windowed_sine(f, RATE / 2, 63) for f in second_hz], axis=-1)  # [63, out]
+    set_kernel(conv2, np.repeat(bp[:, None, :], 3, axis=1) / 3)
+    model.spec = ModelSpec(input="raw", sample_rate=RATE, window=window)
+    return model
+
+
+def test_transfer_of_second_layer_peaks_at_its_filter_on_white_noise():
+    second = [1500.0, 2600.0]
+    model = known_two_layer_model(4000, second)
+    rng = np.random.default_rng(1)
+    noise = [(0.1 * rng.standard_normal(RATE * 2)).astype(np.float32) for _ in range(2)]
+    levels, infos = filters.average_spectra(model, noise)
+    assert [lv.name for lv in levels] == ["input", "conv1", "conv2"]
+    assert [i.rate_hz for i in infos] == [RATE / 2, RATE / 2]
+    transfers = filters.transfer_estimates(levels)
+    conv1, conv2 = transfers
+    # conv2's transfer estimate is on its own audio axis 0..4 kHz and peaks where its filters do (5 %)
+    assert conv2.freqs_hz.max() == pytest.approx(RATE / 4)
+    for got, want in zip(filters.peak_frequencies(conv2.freqs_hz, conv2.mag), second):
+        assert abs(got - want) <= 0.05 * want, (got, want)
+    # conv1 against white noise is its low-pass: little left above the 3 kHz cutoff
+    f = conv1.freqs_hz
+    passband = np.nanmean(conv1.mag[:, (f > 200) & (f < 2000)], axis=1)
+    stopband = np.nanmean(conv1.mag[:, f > 3600], axis=1)
+    assert np.all(stopband < 0.1 * passband)
+
+
+def test_transfer_compares_on_common_range_and_divides_by_level_below():
+    f_hi = np.linspace(0, 8000, 9)
+    f_lo = np.linspace(0, 2000, 5)
+    below = filters.Level("a", 16000.0, f_hi, np.vstack([np.full(9, 2.0), np.full(9, 4.0)]))
+    level = filters.Level("b", 4000.0, f_lo, np.full((1, 5), 6.0))
+    (h,) = filters.transfer_estimates([below, level])
+    np.testing.assert_allclose(h.mag, 2.0, rtol=1e-6)  # 6 / mean(2, 4)
+    # the other way round, frequencies above the level below's Nyquist are undefined (NaN)
+    (h_up,) = filters.transfer_estimates([level, below])
+    assert np.isnan(h_up.mag[:, f_hi > 2000]).all() and np.isfinite(h_up.mag[:, f_hi <= 2000]).all()
+
+
+# -- sonification ---------------------------------------------------------------------------------------------
+def test_upsampled_map_keeps_its_frequency_in_hz():
+    rate, tone = 2000.0, 300.0
+    t = np.arange(int(rate)) / rate
+    maps = np.sin(2 * np.pi * tone * t)[:, None] + 5.0  # with DC, which must go
+    audio = fm.sonify_1d(maps, rate, RATE, RATE)
+    assert audio.shape == (RATE, 1)
+    assert abs(float(audio.mean())) < 1e-3
+    spectrum = np.abs(np.fft.rfft(audio[:, 0]))
+    assert np.fft.rfftfreq(RATE, 1 / RATE)[np.argmax(spectrum)] == pytest.approx(tone, abs=1.0)
+    rms_db = 20 * math.log10(float(np.sqrt(np.mean(audio**2))))
+    assert rms_db == pytest.approx(fm.TARGET_RMS_DBFS, abs=0.5)
+
+
+def test_loudness_limiter_caps_peaks_and_keeps_silence_silent():
+    spiky = np.zeros(1000)
+    spiky[::100] = 1.0
+    y = fm.normalise_loudness(spiky)
+    assert np.abs(y).max() <= 10 ** (fm.PEAK_CEILING_DBFS / 20) + 1e-6
+    assert np.abs(y).max() > 0.5
+    assert not fm.normalise_loudness(np.full(100, 3.0)).any()
+
+
+def strided_model(window: int, stride: int, channels: int = 3):
+    inputs = keras.Input((window,), name="waveform")
+    x = keras.layers.Reshape((window, 1))(inputs)
+    x = keras.layers.Conv1D(channels, stride, strides=stride, name="conv0")(x)
+    x = keras.layers.Conv1D(channels, 3, padding="same", name="conv1")(keras.layers.ReLU()(x))
+    model = keras.Model(inputs, keras.layers.GlobalMaxPooling1D()(x))
+    model.spec = ModelSpec(input="raw", sample_rate=RATE, window=window)
+    return model
+
+
+def test_sonified_map_has_audio_rate_clip_duration_and_sound(tmp_path):
+    from scipy.io import wavfile
+
+    stride, window = 4, 1200
+    model = strided_model(window, stride)
+    clip = write_clip(tmp_path / "clip.wav", 0.35)  # not a multiple of the window: the tail is kept
+    rows = fm.render_run(model, clip.astype(np.float32), tmp_path / "out" / "run", "run")
+    with np.load(tmp_path / "out" / "run" / "featuremaps.npz") as npz:
+        assert npz["conv0"].shape == (math.ceil(len(clip) / stride), 3)
+        assert list(npz["__rates_hz__"]) == [RATE / stride, RATE / stride]
+    assert {r.layer for r in rows} == {"conv0", "conv1"} and len(rows) == 6
+    for r in rows:
+        rate, pcm = wavfile.read(tmp_path / "out" / r.wav)
+        assert rate == RATE and pcm.dtype == np.int16
+        assert abs(len(pcm) / rate - len(clip) / RATE) <= stride / RATE  # within one frame
+        if not r.silent:
+            assert np.sqrt(np.mean((pcm / 32768.0) ** 2)) > 0.03  # about -20 dBFS, far from silence
+    assert any(not r.silent for r in rows)
+    conv0 = [r for r in rows if r.layer == "conv0" and not r.silent]
+    assert any(abs(r.dominant_hz - 440.0) < 40.0 for r in conv0)  # the clip's tone shows through
+
+
+def test_layer_selection_and_superpool_encoder():
+    window = 300
+    w_in = keras.Input((window,), name="window")
+    x = keras.layers.Reshape((window, 1))(w_in)
+    x = keras.layers.Conv1D(2, 3, strides=3, name="conv0")(x)
+    x = keras.layers.Conv1D(2, 3, padding="same", name="conv1")(x)
+    encoder = keras.Model(w_in, keras.layers.GlobalMaxPooling1D()(x), name=fm.WINDOW_ENCODER)
+    inputs = keras.Input((4, window))
+    model = keras.Model(inputs, keras.layers.TimeDistributed(encoder)(inputs))
+    model.spec = ModelSpec(input="raw", sample_rate=RATE, window=window, windowing="superpool", n_windows=4)
+    assert fm.encoder_of(model) is encoder
+    maps, infos = fm.feature_maps(model, np.ones(window * 2 + 7, np.float32), ["conv1"])
+    assert [i.name for i in infos] == ["conv1"] and maps["conv1"].shape == (
+        math.ceil((2 * window + 7) / 3),
+        2,
+    )
+    with pytest.raises(fm.AnalysisError, match="conv9.*conv0, conv1"):
+        fm.select_layers(fm.describe_layers(encoder, model.spec), ["conv9"])
+
+
+# -- spectrogram (Conv2D) models ------------------------------------------------------------------------------
+def test_fbank_maps_profile_peaks_at_tone_band_and_vocoder_duration():
+    fbank = FbankSpec(n_mels=24, win_length=256, hop_length=128, n_fft=256)
+    spec = ModelSpec(input="fbank", sample_rate=RATE, window=2048, fbank=fbank)
+    frames, n_mels = spec.window_shape()
+    inputs = keras.Input((frames, n_mels))
+    x = keras.layers.Reshape((frames, n_mels, 1))(inputs)
+    conv = keras.layers.Conv2D(2, 1, name="conv1")
+    x = conv(x)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x = keras.layers.Conv2D(2, 1, name="conv2")(x)
+    model = keras.Model(inputs, keras.layers.GlobalMaxPooling2D()(x))
+    model.spec = spec
+    conv.set_weights([np.ones((1, 1, 1, 2), np.float32), np.zeros(2, np.float32)])
+    tone = 2000.0
+    n = 3000
+    wave = (0.5 * np.sin(2 * np.pi * tone * np.arange(n) / RATE)).astype(np.float32)
+    maps, infos = fm.feature_maps(model, wave)
+    assert [i.kind for i in infos] == ["2d", "2d"]
+    assert maps["conv1"].shape[1:] == (n_mels, 2) and maps["conv2"].shape[1:] == (n_mels // 2, 2)
+    profiles = fm.mel_profiles(maps["conv1"], n_mels)  # identity 1x1 conv: the log-mel profile itself
+    centres = fm.mel_centres_hz(fbank, RATE)
+    peak_band = int(np.argmax(profiles[0]))
+    assert abs(centres[peak_band] - tone) <= (centres[peak_band + 1] - centres[peak_band - 1]) / 2
+    audio = fm.sonify_2d(maps["conv1"], spec, n)
+    assert audio.shape == (n, 2) and np.sqrt(np.mean(audio**2)) > 0.03
+    spectrum = np.abs(np.fft.rfft(audio[:, 0]))
+    peak_hz = np.fft.rfftfreq(n, 1 / RATE)[np.argmax(spectrum)]
+    assert abs(peak_hz - tone) < 400  # the vocoder puts the energy in the tone's mel band
+
+
+# -- both commands end to end on a tiny run directory of a registered model -----------------------------------
+def tiny_run(path, tags=("rock", "piano", "quiet")):
+    from hvd_magtag.models.registry import create_model
+    from hvd_magtag.rundir import RunDir
+
+    overrides = {"m": 3, "n": 3, "width": 0.125}
+    model = create_model("samplecnn", n_tags=len(tags), **overrides)
+    run = RunDir(path)
+    run.write_run_info(
+        {"model": "samplecnn", "overrides": overrides, "spec": model.spec.to_dict(), "tags": list(tags)}
+    )
+    run.best_weights.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(run.best_weights))
+    return run
+
+
+def test_cli_end_to_end(tmp_path):
+    from hvd_magtag.analysis.__main__ import main
+
+    run_a, run_b = tiny_run(tmp_path / "run_a"), tiny_run(tmp_path / "run_b")
+    write_clip(tmp_path / "clip.wav", 0.2)
+    out = tmp_path / "maps"
+    argv = ["featuremaps", str(run_a.path), "--clip", str(tmp_path / "clip.wav"), "--out", str(out)]
+    assert main([*argv, "--compare", str(run_b.path), "--duration", "0"]) == 0
+    layers = json.loads((out / "run_a" / "layers.json").read_text())
+    assert layers[0]["name"] == "conv0" and layers[0]["rate_hz"] == pytest.approx(RATE / 3)
+    with np.load(out / "run_a" / "featuremaps.npz") as npz:
+        assert list(npz["__layers__"]) == [layer["name"] for layer in layers]
+    wavs = sorted((out / "run_b").glob("*/ch*.wav"))
+    assert len(wavs) == sum(layer["channels"] for layer in layers)
+    page = (out / "index.html").read_text()
+    assert "run_a" in page and "run_b" in page and page.count("<audio") == 1 + len(wavs) * 2
+    assert (out / "index.md").is_file() and len((out / "index.csv").read_text().splitlines()) == 1 + 2 * len(
+        wavs
+    )
+
+    assert main(["featuremaps", str(run_a.path), "--clip", "no-such-clip", "--out", str(out)]) == 2
+
+    fout = tmp_path / "filters"
+    clip_args = ["--clip", str(tmp_path / "clip.wav")]
+    assert main(["filters", str(run_a.path), *clip_args, "--out", str(fout), "--axis", "mel"]) == 0
+    for stem in ["kernels_conv0", "spectra/conv0", "transfer/conv0", "transfer_overview"]:
+        for ext in ("png", "svg", "npz"):
+            assert (fout / f"{stem}.{ext}").is_file(), f"{stem}.{ext}"
+    with np.load(fout / "kernels_conv0.npz") as npz:
+        assert npz["values"].shape == (layers[0]["channels"], filters.KERNEL_NFFT // 2 + 1)
+        assert np.all(np.diff(npz["peak_hz"]) >= 0)  # sorted by centre frequency
+    assert (fout / "transfer" / "conv0.csv").read_text().startswith("channel,")
