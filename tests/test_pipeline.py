@@ -1,0 +1,175 @@
+"""tf.data pipelines: labels follow clips, rank sharding, resume, determinism, window shapes.
+
+Clips are tones of distinct frequencies, so the clip a window came from is read off its spectrum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pipeline_audio_fixtures import tone, tone_clips, which_clip, write_audio
+
+from hvd_magtag.data.catalog import Clip
+from hvd_magtag.data.pipeline import eval_dataset, steps_per_epoch, train_dataset
+from hvd_magtag.models.registry import FbankSpec, ModelSpec
+
+RATE = 16000
+RAW = ModelSpec(input="raw", window=2048)
+FBANK = ModelSpec(input="fbank", window=4096, fbank=FbankSpec(n_mels=32, win_length=512, hop_length=256))
+SUPERPOOL = ModelSpec(input="raw", window=2048, windowing="superpool", n_windows=3)
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory):
+    """8 one-second 16 kHz mp3 tones (300, 400, ... 1000 Hz)."""
+    return tone_clips(tmp_path_factory.mktemp("tones"), 8, seconds=1.0)
+
+
+def _batches(ds, n):
+    return [tuple(t.numpy() for t in b) for b in ds.take(n)]
+
+
+def _clip_ids(batches, freqs):
+    return [which_clip(w, RATE, freqs) for x, _ in batches for w in x]
+
+
+def test_steps_per_epoch_floor_division():
+    assert steps_per_epoch(100, 16, 1) == 6
+    assert steps_per_epoch(100, 16, 2) == 3
+    assert steps_per_epoch(10, 16, 1) == 0
+
+
+def test_labels_out_of_the_pipeline_equal_the_clip_metadata_row(tones):
+    clips, rates, freqs = tones
+    batches = _batches(train_dataset(clips, RAW, batch_size=2, manifest=rates, seed=3), 8)
+    for x, y in batches:
+        assert x.shape == (2, 2048) and y.shape == (2, 6) and x.dtype == np.float32
+        for window, labels in zip(x, y):
+            np.testing.assert_array_equal(labels, clips[which_clip(window, RATE, freqs)].labels)
+
+
+def test_two_ranks_get_disjoint_complete_shards_and_equal_steps(tones):
+    clips, rates, freqs = tones
+    batch, size = 2, 2
+    spe = steps_per_epoch(len(clips), batch, size)  # 2
+    per_rank = []
+    for rank in range(size):
+        ds = train_dataset(
+            clips, RAW, batch_size=batch, manifest=rates, rank=rank, size=size, deterministic=True
+        )
+        per_rank.append(_clip_ids(_batches(ds, spe), freqs))  # one epoch
+    assert all(len(ids) == spe * batch for ids in per_rank)
+    assert set(per_rank[0]).isdisjoint(per_rank[1])
+    assert sorted(per_rank[0] + per_rank[1]) == list(range(len(clips)))
+
+    evals = [
+        eval_dataset(clips, RAW, windows=2, batch_size=3, manifest=rates, rank=r, size=size) for r in range(2)
+    ]
+    seen = [np.concatenate([c.numpy() for _, _, c in ds]) for ds in evals]
+    assert set(seen[0]).isdisjoint(seen[1])
+    assert sorted(set(seen[0]) | set(seen[1])) == list(range(len(clips)))
+    np.testing.assert_array_equal(np.unique(seen[0]), np.arange(0, len(clips), 2))  # clips[rank::size]
+
+
+def test_uneven_split_still_gives_every_rank_the_same_steps(tones):
+    clips, rates, freqs = tones
+    clips7 = clips[:7]  # 7 clips, batch 2, 2 ranks -> 1 step per epoch, 3 clips left out each epoch
+    for rank in range(2):
+        ds = train_dataset(clips7, RAW, batch_size=2, manifest=rates, rank=rank, size=2, deterministic=True)
+        ids = _clip_ids(_batches(ds, 4), freqs)  # 4 epochs
+        assert len(ids) == 8 and all(i < 7 for i in ids)
+
+
+def test_each_epoch_is_a_fresh_permutation(tones):
+    clips, rates, freqs = tones
+    ds = train_dataset(clips, RAW, batch_size=4, manifest=rates, seed=0, deterministic=True)
+    ids = _clip_ids(_batches(ds, 6), freqs)  # 3 epochs of 8 clips
+    epochs = [ids[i : i + 8] for i in range(0, 24, 8)]
+    assert all(sorted(e) == list(range(8)) for e in epochs)
+    assert len({tuple(e) for e in epochs}) == 3
+    other = _clip_ids(_batches(train_dataset(clips, RAW, batch_size=4, manifest=rates, seed=1), 2), freqs)
+    assert other != epochs[0]
+
+
+def test_start_step_resume_equals_the_continued_stream(tones):
+    clips, rates, _ = tones
+    kw = dict(batch_size=3, manifest=rates, seed=5, deterministic=True, threads=2)  # 2 steps per epoch
+    full = _batches(train_dataset(clips, RAW, **kw), 7)
+    resumed = _batches(train_dataset(clips, RAW, start_step=3, **kw), 4)
+    for (xf, yf), (xr, yr) in zip(full[3:], resumed):
+        np.testing.assert_array_equal(xf, xr)
+        np.testing.assert_array_equal(yf, yr)
+    assert not np.array_equal(full[0][0], resumed[0][0])
+
+
+def test_deterministic_mode_gives_identical_batches_twice(tones):
+    clips, rates, _ = tones
+    runs = [
+        _batches(
+            train_dataset(clips, FBANK, batch_size=4, manifest=rates, seed=2, deterministic=True, threads=2),
+            4,
+        )
+        for _ in range(2)
+    ]
+    for (x1, y1), (x2, y2) in zip(*runs):
+        assert x1.shape == (4, *FBANK.input_shape())
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+
+
+def test_eval_window_rows_and_shapes(tones):
+    clips, rates, freqs = tones
+    rows = list(eval_dataset(clips[:3], RAW, windows="4", batch_size=5, manifest=rates).unbatch())
+    assert len(rows) == 3 * 4
+    for x, y, c in rows:
+        assert x.shape == (2048,)
+        assert which_clip(x.numpy(), RATE, freqs) == int(c)  # the row's clip_index is its clip
+        np.testing.assert_array_equal(y.numpy(), clips[int(c)].labels)
+
+    # "all": consecutive windows; a decoded 1 s mp3 is a little over 16000 samples -> 16000 // 2048 = 7 or 8
+    counts = np.bincount(
+        np.concatenate(
+            [
+                c.numpy()
+                for _, _, c in eval_dataset(clips[:2], RAW, windows="all", batch_size=4, manifest=rates)
+            ]
+        )
+    )
+    assert list(counts) == [counts[0]] * 2 and 7 <= counts[0] <= 8
+
+    fb = next(iter(eval_dataset(clips[:1], FBANK, windows=2, batch_size=8, manifest=rates)))
+    assert fb[0].shape == (2, *FBANK.window_shape())
+
+
+def test_superpool_models_get_one_row_per_clip(tones):
+    clips, rates, _ = tones
+    x, y, c = next(iter(eval_dataset(clips[:3], SUPERPOOL, windows="all", batch_size=8, manifest=rates)))
+    assert x.shape == (3, 3, 2048) and y.shape == (3, 6)
+    np.testing.assert_array_equal(c.numpy(), [0, 1, 2])
+    xt, _ = next(iter(train_dataset(clips, SUPERPOOL, batch_size=2, manifest=rates)))
+    assert xt.shape == (2, 3, 2048)
+
+
+def test_short_clip_is_padded_and_mixed_formats_and_rates_decode(tmp_path):
+    short = write_audio(tmp_path / "short.wav", tone(500.0, 0.05, RATE), RATE)  # 800 samples < one window
+    fast = write_audio(tmp_path / "fast.wav", tone(700.0, 0.5, 44100), 44100)
+    labels = np.eye(2, dtype=np.float32)
+    clips = [Clip("s", short, labels[0], "test"), Clip("f", fast, labels[1], "test")]
+    rates = {short: RATE, fast: 44100}
+    rows = list(eval_dataset(clips, RAW, windows="all", batch_size=4, manifest=rates).unbatch())
+    by_clip = {int(c): x.numpy() for x, _, c in rows}
+    assert len(rows) == 1 + (RATE // 2) // 2048  # short: one padded window; fast: 8000 samples at 16 kHz
+    np.testing.assert_array_equal(by_clip[0][800:], 0.0)
+    assert np.abs(by_clip[0][:800]).max() > 0.3
+
+
+def test_too_few_clips_for_one_step_is_a_clear_error(tones):
+    clips, rates, _ = tones
+    with pytest.raises(ValueError, match="batch_size"):
+        train_dataset(clips, RAW, batch_size=8, manifest=rates, size=2)
+
+
+def test_missing_manifest_entry_names_the_file(tones):
+    clips, _, _ = tones
+    with pytest.raises(ValueError, match="clip000"):
+        train_dataset(clips, RAW, batch_size=2, manifest={})
