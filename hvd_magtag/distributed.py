@@ -1,0 +1,423 @@
+"""Horovod, in one small module: the only place in hvd_magtag that imports ``horovod``.
+
+Call :func:`init` first thing in a training script, **before any TensorFlow op runs** (before building a
+model, a dataset or a tensor): thread pools and visible GPUs can only be configured before the TensorFlow
+runtime starts. Then the whole data-parallel loop reads::
+
+    ctx = distributed.init()                               # Context(rank, size, local_rank, local_size, ...)
+    log = distributed.get_logger(__name__)                 # INFO on rank 0 only
+    model = create_model(...); optimizer = keras.optimizers.SGD(lr * ctx.size, momentum=0.9)
+    distributed.broadcast_model_and_optimizer(model, optimizer)   # same start on every rank
+
+    @tf.function
+    def step(x, y):                                        # x: this rank's slice of the global batch
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))     # mean over the LOCAL batch
+        tape = distributed.DistributedGradientTape(tape, compression="none")
+        grads = tape.gradient(loss, model.trainable_variables)   # averaged over ranks
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+Backends
+--------
+*horovod* when the process was started by a launcher (``horovodrun``, ``mpirun``/``mpiexec``, ``srun``,
+``jsrun``: recognised by the variables they export, see :data:`LAUNCHER_ENV`); *local* otherwise: a plain
+single process of size 1 in which every collective is the identity and Horovod is never imported. The local
+backend deliberately does not call ``hvd.init()``: with the MPI controller that starts an MPI singleton (an
+``orted`` daemon, ~0.4 s) and leaks ``OMPI_*``/``PMIX_*`` variables into every subprocess, which breaks a
+``horovodrun`` launched later from the same process (a notebook kernel, a pytest session). Set
+``HVD_MAGTAG_HOROVOD=1`` to force Horovod (an unrecognised launcher, or to exercise Horovod at size 1) and
+``HVD_MAGTAG_HOROVOD=0`` to force the local backend.
+
+Keras 3
+-------
+Horovod's TensorFlow ops predate Keras 3 variables (``keras.Variable`` is not a ``tf.Variable``; horovod
+issue 4290). Every function here accepts Keras or TensorFlow variables and hands Horovod the backing
+``tf.Variable`` (``keras_variable.value``). ``horovod.tensorflow.keras`` is never used: its optimizer hooks
+are not called by Keras 3 optimizers, so gradients would silently not be averaged.
+
+Batch normalisation
+-------------------
+Gradient averaging keeps *trainable* weights identical on every rank. BatchNormalization's moving mean and
+variance are *not* trained: each rank updates them from its own local batches, so they drift apart across
+ranks. Make them identical before using or saving them (checkpoints, validation) with
+``broadcast_variables(model.non_trainable_variables)`` (rank 0's statistics) or ``average_variables(...)``
+(the mean over ranks; for moving means this equals what one process seeing the global batches would hold,
+for moving variances it is an approximation). During training, BN normalises with *local* batch
+statistics, so a BN model on N ranks is not numerically the same as one process on the global batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Environment variables whose presence means a launcher started this process as one of several ranks.
+#: (horovodrun/Gloo, Open MPI, MPICH/Intel MPI/Slurm PMI-2, MVAPICH, Slurm PMIx, IBM jsrun.)
+LAUNCHER_ENV = (
+    "HOROVOD_RANK",
+    "OMPI_COMM_WORLD_SIZE",
+    "PMI_SIZE",
+    "MV2_COMM_WORLD_SIZE",
+    "PMIX_RANK",
+    "JSM_NAMESPACE_SIZE",
+)
+#: Variables that give this process's rank before :func:`init` ran (used by the logging filter).
+RANK_ENV = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
+#: Override: "1" forces the Horovod backend, "0" the local one; unset = auto-detect from :data:`LAUNCHER_ENV`.
+FORCE_ENV = "HVD_MAGTAG_HOROVOD"
+#: Gradient compression choices of :class:`DistributedGradientTape` -> name in ``hvd.Compression``.
+COMPRESSIONS = {"none": "none", "fp16": "fp16"}
+#: Records at or above this level pass the rank-0 filter on every rank (a failing rank must be heard).
+ALL_RANKS_LEVEL = logging.ERROR
+LOG_FORMAT = "%(asctime)s [rank %(rank)s/%(size)s] %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where this process sits in the job.
+
+    rank / size:             global rank in [0, size) and number of processes.
+    local_rank / local_size: the same on this host (one GPU per local rank).
+    is_root:                 rank == 0 (the rank that writes checkpoints, logs and results).
+    threads:                 CPU threads this rank may use (TF intra-/inter-op pools; use it for
+                             tf.data parallelism too): cores // local_size, at least 1.
+    backend:                 "horovod" or "local" (size 1, no Horovod).
+    """
+
+    rank: int
+    size: int
+    local_rank: int
+    local_size: int
+    is_root: bool
+    threads: int
+    backend: str
+
+
+_lock = threading.Lock()
+_context: Context | None = None
+
+
+# --------------------------------------------------------------------------------------------- setup
+def launched_by_launcher(environ: dict[str, str] | None = None) -> bool:
+    """True when this process is one rank of a launched job (or :data:`FORCE_ENV` says so)."""
+    env = os.environ if environ is None else environ
+    forced = env.get(FORCE_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    if forced:
+        raise ValueError(
+            f"environment variable {FORCE_ENV}={forced!r}: use 1 (Horovod), 0 (local) or unset it"
+        )
+    # An Open MPI singleton (hvd.init() without a launcher) exports PMIX_RANK to its subprocesses: not a launch.
+    if env.get("OMPI_MCA_ess") == "singleton":
+        return False
+    return any(name in env for name in LAUNCHER_ENV)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask: respects taskset, cgroups, MPI binding)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def init(threads: int | None = None) -> Context:
+    """Start (or join) the job and configure TensorFlow for this rank; idempotent.
+
+    Must run before any TensorFlow op. Steps: Horovod ``hvd.init()`` (horovod backend only); one GPU per
+    local rank (``gpus[local_rank]``, memory growth on) when GPUs exist; TF intra- and inter-op thread
+    pools of ``threads`` (default ``available_cores() // local_size``, at least 1). If TensorFlow already
+    started, thread and device settings cannot change: a warning says so and the job goes on.
+
+    Returns the :class:`Context`; later calls return the same object (a different ``threads`` is ignored
+    with a warning).
+    """
+    global _context
+    with _lock:
+        if _context is not None:
+            if threads is not None and threads != _context.threads:
+                get_logger(__name__).warning(
+                    "init(threads=%d) ignored: already initialised with threads=%d", threads, _context.threads
+                )
+            return _context
+        if threads is not None and threads < 1:
+            raise ValueError(
+                f"init(threads={threads}): threads must be >= 1 (or None for cores // local_size)"
+            )
+        if launched_by_launcher():
+            hvd = _horovod()
+            hvd.init()
+            rank, size, local_rank, local_size = hvd.rank(), hvd.size(), hvd.local_rank(), hvd.local_size()
+            backend = "horovod"
+        else:
+            rank, size, local_rank, local_size, backend = 0, 1, 0, 1, "local"
+        budget = threads if threads is not None else max(1, available_cores() // local_size)
+        _configure_tensorflow(local_rank, budget)
+        _context = Context(rank, size, local_rank, local_size, rank == 0, budget, backend)
+    get_logger(__name__).debug("initialised %s", _context)
+    return _context
+
+
+def context() -> Context:
+    """The current :class:`Context`; raises if :func:`init` has not run."""
+    if _context is None:
+        raise RuntimeError(
+            "hvd_magtag.distributed.init() has not been called: call it first, before any TF op"
+        )
+    return _context
+
+
+def shutdown() -> None:
+    """Leave the job (``hvd.shutdown()`` on the horovod backend); optional at exit. Allows a later init()."""
+    global _context
+    with _lock:
+        if _context is not None and _context.backend == "horovod":
+            _horovod().shutdown()
+        _context = None
+
+
+def hvd_module():
+    """The ``horovod.tensorflow`` module of an initialised horovod-backend job (e.g. for ``hvd.elastic``).
+
+    Raises on the local backend, where Horovod is not initialised.
+    """
+    if context().backend != "horovod":
+        raise RuntimeError(
+            f"Horovod is not in use (local backend, size 1): launch with horovodrun or set {FORCE_ENV}=1"
+        )
+    return _horovod()
+
+
+def _horovod():
+    import horovod.tensorflow as hvd
+
+    return hvd
+
+
+def _configure_tensorflow(local_rank: int, threads: int) -> None:
+    import tensorflow as tf
+
+    log = get_logger(__name__)
+    try:
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            gpu = gpus[local_rank % len(gpus)]
+            tf.config.set_visible_devices(gpu, "GPU")
+            tf.config.experimental.set_memory_growth(gpu, True)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as err:  # "... cannot be modified after initialization"
+        log.warning(
+            "TensorFlow was already running before distributed.init(): device/thread settings unchanged (%s). "
+            "Call init() before any TensorFlow op.",
+            err,
+        )
+
+
+def _backend() -> str:
+    """Backend of the current job, initialising it (with defaults) if needed."""
+    return init().backend
+
+
+# ---------------------------------------------------------------------------------------- variables
+def backing_variable(variable):
+    """The ``tf.Variable`` Horovod can handle: ``keras.Variable.value``, or a ``tf.Variable`` itself."""
+    import tensorflow as tf
+
+    if isinstance(variable, tf.Variable):
+        return variable
+    value = getattr(variable, "value", None)
+    if isinstance(value, tf.Variable):
+        return value
+    raise TypeError(
+        f"expected a keras.Variable or tf.Variable, got {type(variable).__name__}: {variable!r:.80}"
+    )
+
+
+def backing_variables(variables: Iterable) -> list:
+    return [backing_variable(v) for v in variables]
+
+
+def broadcast_variables(variables: Iterable, root_rank: int = 0) -> None:
+    """Overwrite ``variables`` (Keras or tf) on every rank with their values on ``root_rank``, in place.
+
+    Collective: every rank must call it with the same variables in the same order. No-op at size 1.
+    """
+    tf_vars = backing_variables(variables)
+    if _backend() == "local" or not tf_vars:
+        return
+    _horovod().broadcast_variables(tf_vars, root_rank=root_rank)
+
+
+def broadcast_model_and_optimizer(model, optimizer, root_rank: int = 0) -> None:
+    """Make model weights (trainable and not, e.g. BN statistics) and optimizer state equal to ``root_rank``'s.
+
+    Builds ``optimizer`` on ``model.trainable_variables`` first if needed, so its slots (momentum, Adam
+    moments) and iteration counter exist and are broadcast too. Collective; no-op at size 1 apart from
+    building the optimizer.
+    """
+    if not model.variables:
+        raise ValueError(
+            f"model {model.name!r} has no variables yet: build it (call it on an input) before broadcasting"
+        )
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    broadcast_variables([*model.variables, *optimizer.variables], root_rank=root_rank)
+
+
+def average_variables(variables: Iterable) -> None:
+    """Replace each variable by its mean over ranks, in place (e.g. BN moving statistics before a checkpoint).
+
+    Collective; no-op at size 1. Integer variables are averaged with integer division; pass float ones.
+    """
+    tf_vars = backing_variables(variables)
+    if _backend() == "local":
+        return
+    hvd = _horovod()
+    for i, var in enumerate(tf_vars):
+        var.assign(hvd.allreduce(var.read_value(), op=hvd.Average, name=f"hvd_magtag.average_variables.{i}"))
+
+
+class DistributedGradientTape:
+    """Wrap a finished ``tf.GradientTape`` so ``.gradient`` returns gradients averaged over ranks.
+
+    ``compression``: "none" or "fp16" (gradients are cast to float16 for the allreduce and back: half the
+    bytes on the wire, ~3 significant digits). Works inside ``tf.function``. At size 1 it is the plain
+    ``tape.gradient``. Keras variables are mapped to their backing ``tf.Variable`` for Horovod; pass the
+    gradients to ``optimizer.apply_gradients(zip(grads, model.trainable_variables))`` as usual.
+    """
+
+    def __init__(self, tape, compression: str = "none") -> None:
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression={compression!r}: choose one of {sorted(COMPRESSIONS)}")
+        self.compression = compression
+        if _backend() == "horovod":
+            hvd = _horovod()
+            self._tape = hvd.DistributedGradientTape(
+                tape, compression=getattr(hvd.Compression, COMPRESSIONS[compression]), op=hvd.Average
+            )
+        else:
+            self._tape = tape
+
+    def gradient(self, target, sources: Sequence, output_gradients=None) -> list:
+        """Gradients of ``target`` (the LOCAL-batch mean loss) w.r.t. ``sources``, averaged over ranks.
+
+        Averaging per-rank mean losses equals the gradient of the global-batch mean loss when every rank
+        holds the same number of examples (``drop_remainder=True`` batches of global_batch // size).
+        """
+        return self._tape.gradient(target, backing_variables(sources), output_gradients=output_gradients)
+
+
+# -------------------------------------------------------------------------------------- collectives
+def allreduce(x, average: bool = True):
+    """Sum (or mean when ``average``) of ``x`` over ranks. numpy/Python in -> numpy out; tensor in -> tensor out.
+
+    Collective: every rank calls it with the same shape and dtype, in the same order.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    as_numpy = not tf.is_tensor(x)
+    if _backend() == "local":
+        return np.array(x, copy=True) if as_numpy else tf.identity(x)
+    hvd = _horovod()
+    out = hvd.allreduce(tf.convert_to_tensor(x), op=hvd.Average if average else hvd.Sum)
+    return out.numpy() if as_numpy else out
+
+
+def allgather(array) -> Any:
+    """Concatenate ``array`` from every rank along axis 0, in rank order -> ``np.ndarray``.
+
+    First dimensions may differ per rank (0 included); trailing dimensions and dtype must agree. A scalar
+    counts as shape [1]. Use it to collect sharded validation predictions on every rank.
+    """
+    import numpy as np
+
+    arr = np.asarray(array)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if _backend() == "local":
+        return arr.copy()
+    import tensorflow as tf
+
+    return _horovod().allgather(tf.convert_to_tensor(arr)).numpy()
+
+
+def broadcast_object(obj: Any, root_rank: int = 0) -> Any:
+    """``root_rank``'s ``obj`` (anything cloudpickle can serialise) on every rank. Collective."""
+    if _backend() == "local":
+        return obj
+    return _horovod().broadcast_object(obj, root_rank=root_rank)
+
+
+def barrier() -> None:
+    """Block until every rank reaches this point (an allreduce of one int; horovod.tensorflow has no barrier)."""
+    if _backend() == "local":
+        return
+    import tensorflow as tf
+
+    hvd = _horovod()
+    hvd.allreduce(tf.constant(0, tf.int32), op=hvd.Sum, name="hvd_magtag.barrier").numpy()
+
+
+# ------------------------------------------------------------------------------------------ logging
+def _env_rank_size() -> tuple[int, int]:
+    """(rank, size) from the launcher's environment, for records logged before init()."""
+    if not launched_by_launcher():
+        return 0, 1
+    rank = next((int(os.environ[k]) for k in RANK_ENV if os.environ.get(k, "").isdigit()), 0)
+    size_keys = ("HOROVOD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
+    size = next((int(os.environ[k]) for k in size_keys if os.environ.get(k, "").isdigit()), 0)
+    return rank, size
+
+
+class _RankFilter(logging.Filter):
+    """Stamps ``rank``/``size`` on records; keeps rank 0's records, and everyone's at ERROR or above."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _context is not None:
+            rank, size = _context.rank, _context.size
+        else:
+            rank, size = _env_rank_size()
+        record.rank, record.size = rank, (size or "?")
+        return rank == 0 or record.levelno >= ALL_RANKS_LEVEL
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (so pytest's capsys/capfd see it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; always follow sys.stderr instead
+        pass
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger that emits on rank 0 only (ERROR and above from every rank), prefixed ``[rank r/size]``.
+
+    The logger gets its own stderr handler at INFO and does not propagate (so records are not printed
+    twice when the root logger is configured too). Safe to call before :func:`init` (the rank then comes
+    from the launcher's environment).
+    """
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, _RankFilter) for f in logger.filters):
+        logger.addFilter(_RankFilter())
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
