@@ -126,22 +126,28 @@ def _snap(start: tf.Tensor, align: int) -> tf.Tensor:
     return start if align <= 1 else (start // align) * align
 
 
+def random_window_start(n_samples: tf.Tensor, window: int, seed: tf.Tensor, align: int = 1) -> tf.Tensor:
+    """Start sample (int32 scalar) of a uniformly random window in a clip of ``n_samples`` samples
+    (0 when the clip is shorter than the window), snapped down to a multiple of ``align``."""
+    slack = tf.maximum(tf.cast(n_samples, tf.int32) - window, 0)
+    start = tf.random.stateless_uniform([], seed=seed, minval=0, maxval=slack + 1, dtype=tf.int32)
+    return _snap(start, align)
+
+
 def random_window(x: tf.Tensor, window: int, seed: tf.Tensor, align: int = 1) -> tf.Tensor:
     """One window of ``window`` samples at a uniformly random start: ``[samples] -> [window]``.
 
     seed: shape-[2] int tensor for ``tf.random.stateless_uniform`` (the same seed gives the same crop,
     whatever the pipeline's parallelism). align: the start is snapped down to a multiple of ``align``.
     """
+    start = random_window_start(tf.shape(x)[0], window, seed, align)
     x = pad_to(x, window)
-    slack = tf.shape(x)[0] - window
-    start = tf.random.stateless_uniform([], seed=seed, minval=0, maxval=slack + 1, dtype=tf.int32)
-    start = _snap(start, align)
     return tf.ensure_shape(x[start : start + window], [window])
 
 
 def even_window_starts(n_samples: tf.Tensor, window: int, n: int, align: int = 1) -> tf.Tensor:
     """Start samples ``[n]`` int32 of ``n`` windows spread evenly from the clip start to its end."""
-    slack = tf.cast(tf.maximum(n_samples - window, 0), tf.float64)
+    slack = tf.cast(tf.maximum(tf.cast(n_samples, tf.int32) - window, 0), tf.float64)
     starts = tf.cast(tf.round(tf.linspace(tf.constant(0.0, tf.float64), slack, n)), tf.int32)
     return _snap(starts, align)
 
@@ -157,7 +163,7 @@ def even_windows(x: tf.Tensor, window: int, n: int, align: int = 1) -> tf.Tensor
 
 def all_window_starts(n_samples: tf.Tensor, window: int, align: int = 1) -> tf.Tensor:
     """Start samples ``[k]`` int32 of the consecutive windows, ``k = max(1, n_samples // window)``."""
-    k = tf.maximum(n_samples // window, 1)
+    k = tf.maximum(tf.cast(n_samples, tf.int32) // window, 1)
     return _snap(tf.range(k) * window, align)
 
 
