@@ -1,0 +1,418 @@
+"""Export a run as a self-contained tagging SavedModel: ``python -m hvd_magtag.export RUN_DIR [--weights best|last]``.
+
+The SavedModel (``RUN_DIR/export/`` by default) holds the weights, the tag names and the
+:class:`~hvd_magtag.models.registry.ModelSpec` (as JSON), and does everything from encoded audio to tag
+probabilities in the graph: decode, downmix, resample to ``spec.sample_rate``, cut consecutive windows of
+``spec.window`` samples over the whole clip (the last one zero-padded), features (``features_for(spec)``)
+and the model, run on batches of :data:`BATCH_WINDOWS` windows so activations stay bounded.
+
+Serving signatures (``loaded.signatures[name]``; the same functions are attributes of ``tf.saved_model.load``)::
+
+    from_bytes(contents: string [], format: string [])        # file bytes; format mp3 | wav | flac | ogg
+    from_waveform(waveform: float32 [samples, channels], sample_rate: int32 [])   # Hz
+        -> {"clip": [n_tags], "taggram": [n_rows, n_tags], "embedding": [n_windows, D]}
+    predict_windows(windows: float32 [n_windows, spec.window])  # mono, at spec.sample_rate
+        -> {"taggram": [n_rows, n_tags], "embedding": [n_windows, D], "clip": [n_tags]}
+    prepare(waveform: float32 [samples, channels], sample_rate: int32 [])
+        -> {"waveform": float32 [samples']}                      # mono at spec.sample_rate
+    metadata() -> {"tags": string [n_tags], "spec": string []}  # spec = ModelSpec JSON
+
+and variables ``tags`` (string [n_tags]) and ``spec_json`` (string []) on the loaded object.
+
+Probabilities are sigmoid outputs in [0, 1]. ``clip`` is the mean of the taggram rows. Rows: for ``split``
+models one taggram row per window. For ``superpool`` models the taggram rows are the model applied to each
+window alone (the window's embedding through the cross-window pooling and classifier, layers after
+``unfold_windows``) and ``clip`` is the mean,
+over consecutive groups of ``spec.n_windows`` windows, of the model on each group (the last group is topped
+up with the clip's first windows, as many as needed); ``embedding`` rows are the ``window_encoder`` outputs.
+(For the window rows the pooling sees ``n_windows`` copies of one embedding: max, mean and attention pooling
+return it unchanged.)
+
+Model conventions relied on (hvd_magtag.models): the output layer is named ``tags``; a layer named
+``embedding`` gives the per-window features of split models; superpool models hold a sub-model named
+``window_encoder`` mapping one window (model input) to its embedding ``[D]``.
+
+The mp3 sample rate is not part of the decoded tensor: :func:`header_sample_rate` reads it (and the rate of
+wav, flac and ogg) from the file header in the graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+#: Windows the model sees per call inside the exported functions (bounds activation memory for long clips).
+BATCH_WINDOWS = 16
+#: Bytes of a file searched for the header that gives its sample rate (after any ID3v2 tag for mp3).
+HEADER_BYTES = 1 << 16
+#: Superpool models: the layer whose output is the per-window embeddings [B, n_windows, D] (hvd_magtag.models.raw).
+UNFOLD_LAYER = "unfold_windows"
+#: Superpool models: the sub-model embedding one window (hvd_magtag.models.raw).
+WINDOW_ENCODER = "window_encoder"
+#: File name marking a SavedModel folder.
+SAVED_MODEL_FILE = "saved_model.pb"
+
+log = logging.getLogger("hvd_magtag.export")
+
+# MPEG audio sample rates (Hz) by [version bits, sample-rate index] of a frame header.
+# version bits: 0 = MPEG 2.5, 1 = reserved, 2 = MPEG 2, 3 = MPEG 1; index 3 is reserved.
+_MPEG_RATES = [[11025, 12000, 8000], [0, 0, 0], [22050, 24000, 16000], [44100, 48000, 32000]]
+
+
+class ExportError(ValueError):
+    """The run cannot be exported; the message names the run directory and what to do."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# In-graph helpers
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _find(data, pattern: bytes):
+    """First index of ``pattern`` in int32 bytes ``data [n]`` as (found bool [], index int32 [])."""
+    import tensorflow as tf
+
+    span = tf.maximum(tf.size(data) - len(pattern) + 1, 0)
+    hit = tf.ones([span], tf.bool)
+    for k, byte in enumerate(pattern):
+        hit = tf.logical_and(hit, tf.equal(data[k : k + span], byte))
+    return tf.reduce_any(hit), tf.cast(tf.argmax(tf.cast(hit, tf.int32)), tf.int32)
+
+
+def _bytes(contents, offset, length: int):
+    """``length`` bytes of scalar string ``contents`` from ``offset`` as int32 ``[<= length]``."""
+    import tensorflow as tf
+
+    return tf.cast(tf.io.decode_raw(tf.strings.substr(contents, offset, length), tf.uint8), tf.int32)
+
+
+def _le32(data, pos):
+    import tensorflow as tf
+
+    return data[pos] + data[pos + 1] * 256 + data[pos + 2] * 65536 + tf.bitwise.left_shift(data[pos + 3], 24)
+
+
+def _rate_wav(contents):
+    import tensorflow as tf
+
+    data = _bytes(contents, 0, HEADER_BYTES)
+    found, pos = _find(data, b"fmt ")
+    tf.debugging.Assert(found, ["wav: no 'fmt ' chunk in the first bytes of the file"])
+    return _le32(data, pos + 12)  # fmt chunk: id(4) size(4) format(2) channels(2) rate(4)
+
+
+def _rate_flac(contents):
+    import tensorflow as tf
+
+    data = _bytes(contents, 0, HEADER_BYTES)
+    found, pos = _find(data, b"fLaC")
+    tf.debugging.Assert(found, ["flac: no 'fLaC' marker in the first bytes of the file"])
+    # fLaC(4), block header(4), STREAMINFO: block sizes(2+2), frame sizes(3+3), then a 20-bit sample rate
+    return data[pos + 18] * 4096 + data[pos + 19] * 16 + tf.bitwise.right_shift(data[pos + 20], 4)
+
+
+def _rate_ogg(contents):
+    import tensorflow as tf
+
+    data = _bytes(contents, 0, HEADER_BYTES)
+    found, pos = _find(data, b"\x01vorbis")
+    tf.debugging.Assert(found, ["ogg: no Vorbis identification header in the first bytes of the file"])
+    return _le32(data, pos + 12)  # type(1) 'vorbis'(6) version(4) channels(1) rate(4)
+
+
+def _rate_mp3(contents):
+    import tensorflow as tf
+
+    head = _bytes(contents, 0, 10)
+    head = tf.pad(head, [[0, 10 - tf.size(head)]])
+    has_id3 = tf.logical_and(
+        tf.equal(head[0], ord("I")), tf.logical_and(tf.equal(head[1], ord("D")), tf.equal(head[2], ord("3")))
+    )
+    id3_size = head[6] * 2097152 + head[7] * 16384 + head[8] * 128 + head[9] + 10  # syncsafe size + header
+    id3_size += tf.where(tf.equal(tf.bitwise.bitwise_and(head[5], 0x10), 0), 0, 10)  # footer present
+    data = _bytes(contents, tf.where(has_id3, id3_size, 0), HEADER_BYTES)
+    n = tf.maximum(tf.size(data) - 2, 0)
+    b0, b1, b2 = data[:n], data[1 : n + 1], data[2 : n + 2]
+    version = tf.bitwise.bitwise_and(tf.bitwise.right_shift(b1, 3), 3)
+    layer = tf.bitwise.bitwise_and(tf.bitwise.right_shift(b1, 1), 3)
+    bitrate = tf.bitwise.right_shift(b2, 4)
+    rate_index = tf.bitwise.bitwise_and(tf.bitwise.right_shift(b2, 2), 3)
+    sync = tf.reduce_all(
+        tf.stack(
+            [
+                tf.equal(b0, 0xFF),
+                tf.equal(tf.bitwise.bitwise_and(b1, 0xE0), 0xE0),
+                tf.not_equal(version, 1),
+                tf.not_equal(layer, 0),
+                tf.not_equal(bitrate, 15),
+                tf.not_equal(rate_index, 3),
+            ]
+        ),
+        axis=0,
+    )
+    tf.debugging.Assert(
+        tf.reduce_any(sync), ["mp3: no MPEG audio frame header in the first bytes of the file"]
+    )
+    first = tf.cast(tf.argmax(tf.cast(sync, tf.int32)), tf.int32)
+    return tf.gather_nd(tf.constant(_MPEG_RATES, tf.int32), [version[first], rate_index[first]])
+
+
+_RATE_READERS = {"mp3": _rate_mp3, "wav": _rate_wav, "flac": _rate_flac, "ogg": _rate_ogg}
+
+
+def header_sample_rate(contents, fmt):
+    """Sample rate (Hz, int32 scalar) of an encoded file, read from its header in the graph.
+
+    contents: scalar tf.string (the file's bytes); fmt: scalar tf.string mp3 | wav | flac | ogg (any
+    extension in ``hvd_magtag.audio.FORMATS``). mp3: the first MPEG frame header after an ID3v2 tag; wav:
+    the ``fmt`` chunk; flac: STREAMINFO; ogg: the Vorbis identification header. A missing header raises
+    ``InvalidArgumentError`` at run time.
+    """
+    import tensorflow as tf
+
+    from hvd_magtag.audio import FORMATS
+
+    names = list(_RATE_READERS)
+    fmt = tf.strings.lower(fmt)
+    hit = tf.where(tf.equal(tf.constant(list(FORMATS)), fmt))
+    tf.debugging.assert_positive(tf.size(hit), message="unsupported audio format (use mp3|wav|flac|ogg)")
+    branch = tf.gather(
+        tf.constant([names.index(v) for v in FORMATS.values()], tf.int32), tf.reshape(hit, [-1])[0]
+    )
+    return tf.switch_case(branch, [lambda r=_RATE_READERS[n]: r(contents) for n in names])
+
+
+def consecutive_windows(x, window: int):
+    """``[samples] -> [ceil(samples / window), window]``: consecutive windows over the whole clip, the last
+    zero-padded (at least one window). Unlike ``audio.all_windows`` (evaluation), the tail is kept."""
+    import tensorflow as tf
+
+    from hvd_magtag import audio
+
+    n_windows = tf.maximum((tf.shape(x)[0] + window - 1) // window, 1)
+    return audio.all_windows(audio.pad_to(x, n_windows * window), window)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The module
+# ---------------------------------------------------------------------------------------------------------
+
+
+def window_heads(model, spec):
+    """Keras sub-models of ``model`` sharing its weights, for one batch of windows as model input.
+
+    Returns ``(window_model, group_model)``:
+      window_model: ``[B, *spec.window_shape()] -> (probs [B, n_tags], embedding [B, D])``;
+      group_model:  ``None`` for split models; for superpool models the model itself,
+                    ``[G, n_windows, *window_shape] -> probs [G, n_tags]``.
+    """
+    import keras
+
+    try:
+        tags_out = model.get_layer("tags").output
+    except ValueError:
+        raise ExportError(
+            f"model {model.name!r} has no layer named 'tags' (the zoo's output layer)"
+        ) from None
+    if spec.windowing == "split":
+        try:
+            emb = model.get_layer("embedding").output
+        except ValueError:
+            raise ExportError(
+                f"model {model.name!r} has no layer named 'embedding' (penultimate features)"
+            ) from None
+        return keras.Model(model.inputs, [tags_out, emb], name=f"{model.name}_heads"), None
+
+    try:
+        encoder = model.get_layer(WINDOW_ENCODER)
+    except ValueError:
+        raise ExportError(
+            f"superpool model {model.name!r} has no sub-model named {WINDOW_ENCODER!r}"
+        ) from None
+    window = keras.Input(spec.window_shape(), name="window")
+    emb = encoder(window)  # [B, D]
+    # One embedding repeated n_windows times: max, mean and attention pooling across identical embeddings
+    # give it back, so this is the model's classifier applied to one window's embedding.
+    repeated = keras.layers.Lambda(
+        lambda e: keras.ops.repeat(keras.ops.expand_dims(e, 1), spec.n_windows, axis=1),
+        name="repeat_embedding",
+    )(emb)  # [B, n_windows, D]
+    try:
+        tail = keras.Model(model.get_layer(UNFOLD_LAYER).output, model.output, name="pool_and_classify")
+    except ValueError:
+        raise ExportError(f"superpool model {model.name!r} has no layer named {UNFOLD_LAYER!r}") from None
+    probs = tail(repeated)  # [B, n_tags]
+    return keras.Model(window, [probs, emb], name=f"{model.name}_window_heads"), model
+
+
+def _module_class():
+    import tensorflow as tf
+
+    from hvd_magtag import audio
+    from hvd_magtag.features import features_for
+
+    class TaggingModule(tf.Module):
+        """Audio -> tags for one model; see :mod:`hvd_magtag.export` for the functions and shapes."""
+
+        def __init__(self, model, spec, tags: list[str], batch_windows: int = BATCH_WINDOWS):
+            super().__init__(name="hvd_magtag_tagger")
+            n_tags = int(model.get_layer("tags").output.shape[-1])
+            if n_tags != len(tags):
+                raise ExportError(f"model has {n_tags} outputs but {len(tags)} tag names were given")
+            self.model = model
+            self.window_model, self.group_model = window_heads(model, spec)
+            self._spec = spec
+            self._to_input = features_for(spec)
+            self._batch = int(batch_windows)
+            self._n_tags = n_tags
+            self.tags = tf.Variable(list(tags), trainable=False, dtype=tf.string, name="tags")
+            self.spec_json = tf.Variable(
+                json.dumps(spec.to_dict(), sort_keys=True), trainable=False, name="spec"
+            )
+
+            waveform_sig = [
+                tf.TensorSpec([None, None], tf.float32, "waveform"),
+                tf.TensorSpec([], tf.int32, "sample_rate"),
+            ]
+            self.prepare = tf.function(self._prepare, input_signature=waveform_sig)
+            self.from_waveform = tf.function(self._from_waveform, input_signature=waveform_sig)
+            self.predict_windows = tf.function(
+                self._predict_windows,
+                input_signature=[tf.TensorSpec([None, spec.window], tf.float32, "windows")],
+            )
+            self.from_bytes = tf.function(
+                self._from_bytes,
+                input_signature=[
+                    tf.TensorSpec([], tf.string, "contents"),
+                    tf.TensorSpec([], tf.string, "format"),
+                ],
+            )
+            self.metadata = tf.function(self._metadata, input_signature=[])
+
+        def signatures(self) -> dict:
+            return {
+                "serving_default": self.from_bytes,
+                "from_bytes": self.from_bytes,
+                "from_waveform": self.from_waveform,
+                "predict_windows": self.predict_windows,
+                "prepare": self.prepare,
+                "metadata": self.metadata,
+            }
+
+        # -- functions --------------------------------------------------------------------------------
+        def _metadata(self):
+            return {"tags": tf.identity(self.tags), "spec": tf.identity(self.spec_json)}
+
+        def _prepare(self, waveform, sample_rate):
+            mono = audio.to_mono(waveform)  # [samples, channels] -> [samples]
+            return {"waveform": audio.resample(mono, sample_rate, self._spec.sample_rate)}  # -> [samples']
+
+        def _batched(self, fn, items, out_dims: int):
+            """Apply ``fn`` to ``items [n, ...]`` in batches of self._batch (sequentially, bounded memory)."""
+            n = tf.shape(items)[0]
+            n_batches = (n + self._batch - 1) // self._batch
+            pad = n_batches * self._batch - n
+            padded = tf.pad(items, [[0, pad]] + [[0, 0]] * (items.shape.rank - 1))
+            grouped = tf.reshape(padded, tf.concat([[n_batches, self._batch], tf.shape(items)[1:]], 0))
+            outs = tf.map_fn(fn, grouped, fn_output_signature=(tf.float32,) * out_dims, parallel_iterations=1)
+            return [tf.reshape(o, tf.concat([[-1], tf.shape(o)[2:]], 0))[:n] for o in outs]
+
+        def _window_outputs(self, batch):
+            probs, emb = self.window_model(self._to_input(batch), training=False)
+            return tf.cast(probs, tf.float32), tf.cast(emb, tf.float32)
+
+        def _group_outputs(self, groups):
+            return (tf.cast(self.group_model(self._to_input(groups), training=False), tf.float32),)
+
+        def _predict_windows(self, windows):
+            taggram, embedding = self._batched(self._window_outputs, windows, 2)  # [n, n_tags], [n, D]
+            if self.group_model is None:
+                clip = tf.reduce_mean(taggram, axis=0)
+            else:
+                g = self._spec.n_windows
+                n = tf.shape(windows)[0]
+                n_groups = (n + g - 1) // g
+                order = tf.math.floormod(tf.range(n_groups * g), n)  # top up the last group from the start
+                groups = tf.reshape(tf.gather(windows, order), [n_groups, g, self._spec.window])
+                (group_probs,) = self._batched(self._group_outputs, groups, 1)  # [n_groups, n_tags]
+                clip = tf.reduce_mean(group_probs, axis=0)
+            return {"clip": clip, "taggram": taggram, "embedding": embedding}
+
+        def _from_waveform(self, waveform, sample_rate):
+            x = self._prepare(waveform, sample_rate)["waveform"]
+            return self._predict_windows(consecutive_windows(x, self._spec.window))
+
+        def _from_bytes(self, contents, format):  # noqa: A002 - the signature's public argument name
+            waveform = audio.decode(contents, format)  # [samples, channels]
+            return self._from_waveform(waveform, header_sample_rate(contents, format))
+
+    return TaggingModule
+
+
+def tagging_module(model, spec, tags: list[str], batch_windows: int = BATCH_WINDOWS):
+    """The in-memory :class:`TaggingModule` for a Keras ``model`` (what :func:`export_run` saves)."""
+    return _module_class()(model, spec, tags, batch_windows)
+
+
+def export_run(run_dir: str | Path, weights: str = "best", out: str | Path | None = None) -> Path:
+    """Save ``run_dir``'s model with ``weights`` (best | last | a .weights.h5 path) as a tagging SavedModel.
+
+    Writes ``out`` (default ``RUN_DIR/export``; replaced if present) and returns its path.
+    """
+    import shutil
+    import tempfile
+
+    import tensorflow as tf
+
+    from hvd_magtag.rundir import RunDir
+
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise ExportError(f"{run.path}: run directory not found; pass the folder hvd_magtag.train wrote")
+    spec, tags = run.spec, run.tags
+    model = run.load_model(weights)
+    module = tagging_module(model, spec, tags)
+    out = Path(out).expanduser().resolve() if out else run.export_dir
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        tf.saved_model.save(module, str(tmp), signatures=module.signatures())
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    log.info("exported %s (%s weights, %d tags) to %s", run.path.name, weights, len(tags), out)
+    return out
+
+
+def is_export_dir(path: str | Path) -> bool:
+    return (Path(path) / SAVED_MODEL_FILE).is_file()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hvd_magtag.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path, help="run directory written by hvd_magtag.train")
+    parser.add_argument(
+        "--weights", default="best", help="best | last | path to a .weights.h5 (default: best)"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="SavedModel folder (default: RUN_DIR/export)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from hvd_magtag.rundir import RunDirError
+
+    try:
+        out = export_run(args.run_dir, args.weights, args.out)
+    except (ExportError, RunDirError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
