@@ -142,7 +142,9 @@ def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=
         metrics.per_tag_csv(result, run.path / f"per_tag_{split}.csv")
         all_results: dict[str, Any] = run.results if run.results_path.is_file() else {}
         all_results[split] = result
-        atomic_write_text(run.results_path, json.dumps(all_results, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(
+            run.results_path, json.dumps(metrics.json_safe(all_results), indent=2, sort_keys=True) + "\n"
+        )
         title = f"{run.info['model']} on {split} ({result['n_clips']} clips, {windows} windows/clip, {weights} weights)"
         log.info("%s\n\nresults: %s", metrics.format_table(result, title=title), run.results_path)
     return result

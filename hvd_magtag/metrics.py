@@ -102,6 +102,18 @@ def tag_aucs(y_true: np.ndarray, y_score: np.ndarray, tags: list[str]) -> dict[s
     }
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (a NaN macro when no tag could be scored) replaced by None, so
+    it serialises as strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def per_tag_csv(result: dict[str, Any], path: str | Path | None = None) -> str:
     """``tag,positives,roc_auc,pr_auc`` rows (skipped tags with empty AUCs and the reason); writes ``path``
     atomically when given and returns the CSV text."""

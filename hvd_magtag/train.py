@@ -245,20 +245,41 @@ def make_train_step(model, optimizer, cfg):
 
     bce = keras.losses.BinaryCrossentropy()
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    compression = "fp16" if cfg.fp16_allreduce else "none"
 
     @tf.function(jit_compile=cfg.jit_compile)
     def train_step(x, y):
         with tf.GradientTape() as tape:
             loss = bce(y, tf.cast(model(x, training=True), tf.float32))
             target = optimizer.scale_loss(loss) if scaled else loss
-        tape = distributed.DistributedGradientTape(tape, compression="fp16" if cfg.fp16_allreduce else "none")
-        grads = tape.gradient(target, model.trainable_variables)
+        averaged = distributed.DistributedGradientTape(tape, compression=compression)
+        grads = averaged.gradient(target, model.trainable_variables)
         if cfg.clip_norm > 0:
             grads, _ = tf.clip_by_global_norm(grads, cfg.clip_norm)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
     return train_step
+
+
+def sync_statistics(model) -> None:
+    """Average BatchNorm moving statistics over ranks (each rank updates them from its own batches) so that
+    validation, checkpoints and saved weights see one model. Collective; no-op at size 1."""
+    from hvd_magtag import distributed
+
+    distributed.average_variables([v for v in model.non_trainable_variables if "float" in str(v.dtype)])
+
+
+def restart_from(weights: Path, model, ctx) -> None:
+    """Load ``weights`` on rank 0 and broadcast them (plateau restarts). Collective."""
+    from hvd_magtag import distributed
+
+    if ctx.is_root:
+        model.load_weights(str(weights))
+        logging.getLogger("hvd_magtag.train").info(
+            "plateau: learning rate lowered, restarting from %s", weights
+        )
+    distributed.broadcast_variables(model.variables)
 
 
 def save_weights(model, path: Path) -> None:
@@ -295,12 +316,15 @@ class Monitor:
     def _record(self, event: dict[str, Any], scalars: dict[str, float]) -> None:
         import tensorflow as tf
 
+        from hvd_magtag.metrics import json_safe
+
         event["elapsed"] = round(time.perf_counter() - self.t0, 3)
         with open(self.run.metrics_path, "a") as f:
-            f.write(json.dumps(event) + "\n")
+            f.write(json.dumps(json_safe(event)) + "\n")
         with self.writer.as_default(step=event["step"]):
             for name, value in scalars.items():
-                tf.summary.scalar(name, value)
+                if value == value:  # NaN (no tag scorable) is left out of TensorBoard
+                    tf.summary.scalar(name, value)
         self.writer.flush()
 
     def train(self, step: int, loss, lr: float) -> None:
@@ -365,7 +389,9 @@ class Monitor:
                 "valid/loss": result["loss"],
             },
         )
-        skipped = f"  (skipped, no AUC: {', '.join(result['skipped'])})" if result["skipped"] else ""
+        names = list(result["skipped"])
+        more = " ..." if len(names) > 5 else ""
+        skipped = f"  ({len(names)} tags without an AUC: {', '.join(names[:5])}{more})" if names else ""
         msg = (
             f"valid @ {step}: ROC-AUC {result['roc_auc']:.4f}  PR-AUC {result['pr_auc']:.4f}  "
             f"loss {result['loss']:.4f}{'  *best*' if improved else ''}{skipped}"
@@ -436,7 +462,7 @@ def train(exp: Experiment):
         raise RunDirError(f"{run.path}: {problem}")
     step = int(state["step"])
     schedule.load_state_dict(state.get("schedule", {}))
-    best_auc, best_step = state.get("best_roc_auc", -1.0), state.get("best_step", -1)
+    best = {"roc_auc": state.get("best_roc_auc", -1.0), "step": state.get("best_step", -1)}
     if ctx.is_root:
         exp.save(run.config_path)
         run.write_run_info({**info, "started_from_step": step})
@@ -486,8 +512,11 @@ def train(exp: Experiment):
         run.path,
     )
 
+    valid_kw = dict(
+        windows=valid_windows, batch_size=exp.eval.batch_size, manifest=manifest, ctx=ctx, predict_fn=predict
+    )
     while step < cfg.steps:
-        if schedule.optimizer_name(step) != schedule.optimizer_name(step - 1) and step > 0:
+        if step > 0 and schedule.optimizer_name(step) != schedule.optimizer_name(step - 1):
             optimizer, train_step = new_optimizer(step)  # staged: next optimizer, fresh state on every rank
         lr = schedule.lr(step)
         optimizer.learning_rate.assign(lr)
@@ -497,59 +526,42 @@ def train(exp: Experiment):
         monitor.train(step, loss, lr)
 
         if valid_clips and (step % cfg.validate_every == 0 or step == cfg.steps):
-            result, _ = score_split(
-                model,
-                valid_clips,
-                catalog.tags,
-                spec,
-                windows=valid_windows,
-                batch_size=exp.eval.batch_size,
-                manifest=manifest,
-                ctx=ctx,
-                predict_fn=predict,
-            )
-            improved = bool(np.isfinite(result["roc_auc"]) and result["roc_auc"] > best_auc)
+            sync_statistics(model)
+            result, _ = score_split(model, valid_clips, catalog.tags, spec, **valid_kw)
+            improved = bool(np.isfinite(result["roc_auc"]) and result["roc_auc"] > best["roc_auc"])
             if improved:
-                best_auc, best_step = result["roc_auc"], step
+                best.update(roc_auc=result["roc_auc"], step=step)
                 if ctx.is_root:
                     save_weights(model, run.best_weights)
             monitor.valid(step, result, improved)
-            if schedule.on_validation(improved) and best_step > 0:  # plateau: decay and restart from best
-                if ctx.is_root:
-                    model.load_weights(str(run.best_weights))
-                    log.info(
-                        "plateau: restarting from step %d weights, lr x%g", best_step, cfg.plateau_factor
-                    )
-                distributed.broadcast_variables(model.variables)
+            if schedule.on_validation(improved) and best["step"] > 0:  # plateau: lower lr, restart from best
+                restart_from(run.best_weights, model, ctx)
                 optimizer, train_step = new_optimizer(step)
 
-        if ctx.is_root and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            checkpoint.save(
-                run.checkpoint_dir,
-                model,
-                optimizer,
-                {
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            sync_statistics(model)
+            if ctx.is_root:
+                state = {
                     "step": step,
                     "epoch": step // steps_per_epoch,
-                    "optimizer": schedule.optimizer_name(step - 1),
                     "schedule": schedule.state_dict(),
-                    "best_roc_auc": best_auc,
-                    "best_step": best_step,
+                    "best_roc_auc": best["roc_auc"],
+                    "best_step": best["step"],
                     "seed": cfg.seed,
                     "world_size": ctx.size,
                     "batch_size": cfg.batch_size,
-                },
-                keep=cfg.keep_checkpoints,
-            )
+                }
+                checkpoint.save(run.checkpoint_dir, model, optimizer, state, keep=cfg.keep_checkpoints)
 
     monitor.close()
+    sync_statistics(model)
     if ctx.is_root:
         save_weights(model, run.last_weights)
         log.info(
-            "done: %d steps; best validation ROC-AUC %.4f at step %d; run dir %s",
+            "done: %d steps, best validation ROC-AUC %.4f at step %d; run dir %s",
             step,
-            best_auc,
-            best_step,
+            best["roc_auc"],
+            best["step"],
             run.path,
         )
     distributed.barrier()
