@@ -40,6 +40,12 @@ def test_small_fixture_is_in_the_distributed_format():
     )
 
 
+def test_full_size_file_has_the_size_of_the_real_one(full_root):
+    # 21,517,373 bytes is the size a third-party download script expects for the real annotations_final.csv:
+    # quoting, CRLF, the 188 columns and all 25,863 real mp3 paths add up to exactly that
+    assert (full_root / "annotations_final.csv").stat().st_size == 21_517_373
+
+
 def test_directory_split_reproduces_published_counts(full_root):
     catalog = mtat.load(full_root, split="directory", check_audio=False)
     assert catalog.split_counts() == {"train": 18706, "valid": 1825, "test": 5329}

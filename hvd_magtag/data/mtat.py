@@ -285,7 +285,7 @@ def synthetic_from_config(data_cfg: DataConfig, *, check_audio: bool = True) -> 
     if not (root / ANNOTATIONS).is_file():
         raise MetadataError(
             f"{root / ANNOTATIONS}: not found; generate the synthetic dataset first "
-            "(hvd_magtag.data.synth, see datasets/synthetic/README.md) or set data.root to where it was written"
+            f"(python -m hvd_magtag.data.synth --out {root} --clips 400) or set data.root to where it was written"
         )
     return load(
         root, split=data_cfg.split, vocabulary=data_cfg.vocabulary, name="synthetic", check_audio=check_audio
