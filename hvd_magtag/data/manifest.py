@@ -418,6 +418,8 @@ def default_workers() -> int:
 
 def scan(paths: Iterable[str], workers: int | None = None) -> dict[str, FileInfo]:
     """:func:`inspect_file` on every path, ``workers`` threads at once (default: the core count)."""
+    import tensorflow_io  # noqa: F401  (import once, before the clock and the threads start)
+
     paths = list(paths)
     workers = max(1, workers or default_workers())
     results: dict[str, FileInfo] = {}
@@ -431,6 +433,15 @@ def scan(paths: Iterable[str], workers: int | None = None) -> dict[str, FileInfo
                 log.info(
                     "manifest: %d/%d files checked (%.0f files/s)", done, len(paths), done / (now - started)
                 )
+    if paths:
+        seconds = time.monotonic() - started
+        log.info(
+            "manifest: checked %d files in %.1f s (%.1f files/s, %d threads)",
+            len(paths),
+            seconds,
+            len(paths) / seconds,
+            workers,
+        )
     return results
 
 
@@ -520,13 +531,7 @@ def validate(
             reuse[path] = old
         else:
             todo.append(path)
-    started = time.monotonic()
     fresh = scan(todo, workers) if todo else {}
-    if todo:
-        seconds = time.monotonic() - started
-        log.info(
-            "manifest: checked %d files in %.1f s (%.1f files/s)", len(todo), seconds, len(todo) / seconds
-        )
     files = {p: reuse.get(p) or fresh[p] for p in paths}
 
     manifest = Manifest(files, min_duration=min_duration, scanned=len(fresh), reused=len(reuse))
