@@ -143,11 +143,19 @@ def test_no_audio_at_all_names_the_root(tmp_path):
         mtat.load(tmp_path)
 
 
-def test_clip_info_is_joined():
+def test_clip_info_is_joined(tmp_path, caplog):
     catalog = mtat.load(SMALL, split="directory", check_audio=False)
     assert catalog.info["2"]["artist"] == "american bach soloists"
     assert catalog.info["2"]["track_number"] == "01"
     assert set(catalog.info) >= {c.clip_id for c in catalog.clips}
+
+    lines = (SMALL / "clip_info_final.csv").read_bytes().split(b"\r\n")
+    lines[2] = b"\t".join(lines[2].split(b"\t")[:4])  # a malformed row only costs that clip its names
+    (tmp_path / "clip_info_final.csv").write_bytes(b"\r\n".join(lines))
+    (tmp_path / "annotations_final.csv").write_bytes((SMALL / "annotations_final.csv").read_bytes())
+    partial = mtat.load(tmp_path, split="directory", check_audio=False)
+    assert "6" not in partial.info and partial.info["2"] == catalog.info["2"]
+    assert "clip_info_final.csv:3: 1 row(s)" in caplog.text
 
 
 def test_dispatcher_and_synthetic_root():

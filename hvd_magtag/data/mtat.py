@@ -29,6 +29,7 @@ Other modules take the dataset's constants from here: :data:`MTAT_SAMPLE_RATE`, 
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,8 @@ from hvd_magtag.data.catalog import Catalog, Clip, MetadataError, datasets_dir
 
 if TYPE_CHECKING:
     from hvd_magtag.config import DataConfig
+
+log = logging.getLogger(__name__)
 
 #: The MTAT mp3s are 16 kHz mono (32 kbit/s); clips last about 29.1 s.
 MTAT_SAMPLE_RATE = 16000
@@ -192,9 +195,14 @@ def _no_repeats(tags: list[str], path: Path) -> None:
 
 
 def read_clip_info(path: str | Path) -> dict[str, dict[str, str]]:
-    """``clip_info_final.csv`` (tab-separated, quoted) -> clip_id -> {artist, album, title, track_number}."""
+    """``clip_info_final.csv`` (tab-separated, quoted) -> clip_id -> {artist, album, title, track_number}.
+
+    The file only adds names, so a malformed row is skipped with a warning (file, first bad line) rather than
+    failing the load; a header without the needed columns is still a :class:`MetadataError`.
+    """
     path = Path(path)
     info: dict[str, dict[str, str]] = {}
+    skipped: list[int] = []
     with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t", quotechar='"')
         header = [h.strip() for h in next(reader, [])]
@@ -209,10 +217,17 @@ def read_clip_info(path: str | Path) -> dict[str, dict[str, str]]:
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                raise MetadataError(
-                    f"{path}:{reader.line_num}: expected {len(header)} tab-separated fields, got {len(row)}"
-                )
+                skipped.append(reader.line_num)
+                continue
             info[row[where["clip_id"]].strip()] = {c: row[where[c]].strip() for c in INFO_COLUMNS}
+    if skipped:
+        log.warning(
+            "%s:%d: %d row(s) without the %d tab-separated fields of the header skipped (names only)",
+            path,
+            skipped[0],
+            len(skipped),
+            len(header),
+        )
     return info
 
 
