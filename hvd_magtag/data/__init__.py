@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hvd_magtag.config import ConfigError
 from hvd_magtag.data.catalog import Catalog, Clip, MetadataError
 
 if TYPE_CHECKING:
@@ -63,8 +64,6 @@ def load_catalog(data_cfg: DataConfig, *, check_audio: bool = True) -> Catalog:
     ``check_audio=False`` reads metadata only (no file-existence check), e.g. to count clips before the
     audio is downloaded.
     """
-    from hvd_magtag.config import ConfigError
-
     target = LOADERS.get(data_cfg.dataset)
     if target is None:
         raise ConfigError(f"data.dataset={data_cfg.dataset!r} is unknown; choose one of {', '.join(LOADERS)}")
@@ -114,6 +113,27 @@ def read_tag_list(path: str | Path) -> list[str]:
     return tags
 
 
+def read_shipped_table(path: str | Path) -> list[tuple[str, str, int]]:
+    """(first field, second field, line) of a shipped two-column TSV under ``datasets/``.
+
+    Blank lines, ``#`` comments and the first non-comment line (the header) are skipped.
+    """
+    path = Path(path)
+    rows: list[tuple[str, str, int]] = []
+    header_seen = False
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        if not header_seen:
+            header_seen = True
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2:
+            raise MetadataError(f"{path}:{lineno}: expected two tab-separated fields, got {line!r}")
+        rows.append((fields[0], fields[1], lineno))
+    return rows
+
+
 def choose_vocabulary(
     spec: str,
     counts: Mapping[str, int],
@@ -132,8 +152,6 @@ def choose_vocabulary(
     ``source`` names the metadata file the tags come from (for messages); ``other_choices`` documents
     dataset-specific values the caller handles itself (shown in the error for an unknown spec).
     """
-    from hvd_magtag.config import ConfigError
-
     m = _TOP_N.fullmatch(spec)
     if m:
         n = int(m.group(1))
@@ -195,8 +213,6 @@ def drop_missing_audio(
 
 def resolve_root(root: str, *, option: str = "data.root", what: str) -> Path:
     """``root`` as an absolute path; a one-line error naming ``option`` if it is empty or not a folder."""
-    from hvd_magtag.config import ConfigError
-
     if not root:
         raise ConfigError(f"{option} is empty; set it to {what}")
     path = Path(root).expanduser().resolve()
@@ -215,6 +231,7 @@ __all__ = [
     "choose_vocabulary",
     "drop_missing_audio",
     "load_catalog",
+    "read_shipped_table",
     "read_tag_list",
     "resolve_root",
 ]

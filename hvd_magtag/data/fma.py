@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hvd_magtag.data import choose_vocabulary, drop_missing_audio, resolve_root
+from hvd_magtag.config import ConfigError
+from hvd_magtag.data import choose_vocabulary, drop_missing_audio, read_shipped_table, resolve_root
 from hvd_magtag.data.catalog import Catalog, Clip, MetadataError, datasets_dir
 
 if TYPE_CHECKING:
@@ -70,13 +71,8 @@ def audio_path(root: str | Path, subset: str, track_id: int) -> Path:
 
 def load_broken_clips() -> dict[int, str]:
     """track_id -> why, for the known empty files of the FMA distribution."""
-    broken: dict[int, str] = {}
     path = datasets_dir() / "fma" / "broken_clips.tsv"
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#") and not line.startswith("track_id\t"):
-            track_id, reason = line.split("\t")[:2]
-            broken[int(track_id)] = reason
-    return broken
+    return {int(track_id): reason for track_id, reason, _ in read_shipped_table(path)}
 
 
 def _records(path: Path):
@@ -183,8 +179,6 @@ def load(
         vocabulary: genre_top | genres_all | topN | a tag list file of genre titles.
         check_audio: leave out (and report) tracks whose mp3 does not exist.
     """
-    from hvd_magtag.config import ConfigError
-
     if subset not in SUBSETS:
         raise ConfigError(f"data.subset={subset!r} is not an FMA subset; choose one of {', '.join(SUBSETS)}")
     root = Path(root).resolve()
@@ -256,8 +250,6 @@ def load(
 def from_config(data_cfg: DataConfig, *, check_audio: bool = True) -> Catalog:
     """``load`` with ``data_cfg``: data.root, data.subset ("" = small), data.vocabulary; data.split must be ""
     or "fma" (FMA's own split)."""
-    from hvd_magtag.config import ConfigError
-
     if data_cfg.split not in ("", "fma"):
         raise ConfigError(
             f"data.split={data_cfg.split!r}: FMA has its own training/validation/test split; set data.split to ''"

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hvd_magtag.config import ConfigError
 from hvd_magtag.data import drop_missing_audio, read_tag_list, resolve_root
 from hvd_magtag.data.catalog import Catalog, Clip, MetadataError, datasets_dir
 
@@ -103,8 +104,6 @@ def read_split_file(path: str | Path) -> list[tuple[str, str, str, str, float, l
 
 
 def _split_dir(root: Path, split: str, subset: str) -> Path:
-    from hvd_magtag.config import ConfigError
-
     split = split or "split-0"
     if os.path.isabs(split):
         candidates = [Path(split)]
@@ -142,8 +141,6 @@ def load(
         vocabulary: ``top50`` | ``genre`` | ``instrument`` | ``mood/theme`` | ``top50:<category>``.
         check_audio: leave out (and report) tracks whose mp3 does not exist.
     """
-    from hvd_magtag.config import ConfigError
-
     root = Path(root).resolve()
     base, _, category = vocabulary.partition(":")
     if base == "moodtheme":
@@ -212,8 +209,6 @@ def _no_track_in_two_splits(files: dict[str, Path], rows: dict[str, list]) -> No
 
 def from_config(data_cfg: DataConfig, *, check_audio: bool = True) -> Catalog:
     """``load`` with ``data_cfg`` (``data.root`` = the audio folder; ``data.split`` = split-N, "" = split-0)."""
-    from hvd_magtag.config import ConfigError
-
     if data_cfg.split in ("clean", "directory"):
         raise ConfigError(
             f"data.split={data_cfg.split!r} is an MTAT split rule; for jamendo use split-0 ... split-4"

@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hvd_magtag.data import choose_vocabulary, drop_missing_audio, read_tag_list, resolve_root
+from hvd_magtag.config import ConfigError
+from hvd_magtag.data import (
+    choose_vocabulary,
+    drop_missing_audio,
+    read_shipped_table,
+    read_tag_list,
+    resolve_root,
+)
 from hvd_magtag.data.catalog import Catalog, Clip, MetadataError, datasets_dir
 
 if TYPE_CHECKING:
@@ -81,27 +88,17 @@ def load_top50_frequency() -> dict[str, float]:
     """Top-50 tag -> share of clips carrying it (0..1), measured on the test folders d-f; canonical order."""
     path = _shipped("top50_tag_frequency.tsv")
     shares: dict[str, float] = {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip() or line.startswith("#") or line.startswith("tag\t"):
-            continue
-        fields = line.split("\t")
+    for tag, share, lineno in read_shipped_table(path):
         try:
-            shares[fields[0]] = float(fields[1])
-        except (IndexError, ValueError):
-            raise MetadataError(f"{path}:{lineno}: expected '<tag>\\t<share>', got {line!r}") from None
+            shares[tag] = float(share)
+        except ValueError:
+            raise MetadataError(f"{path}:{lineno}: share must be a number, got {share!r}") from None
     return shares
 
 
 def load_broken_clips() -> dict[str, str]:
     """clip_id -> mp3_path of the clips that are 0-byte files in the MTAT distribution."""
-    path = _shipped("broken_clips.tsv")
-    broken: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#") and not line.startswith("clip_id\t"):
-            clip_id, mp3_path = line.split("\t")[:2]
-            broken[clip_id] = mp3_path
-    return broken
+    return {clip_id: mp3_path for clip_id, mp3_path, _ in read_shipped_table(_shipped("broken_clips.tsv"))}
 
 
 # -- annotations_final.csv ----------------------------------------------------------------------------------
@@ -252,8 +249,6 @@ def load(
         name: catalog name ("mtat", or "synthetic" for the synthetic dataset in the same layout).
         check_audio: leave out (and report) rows whose mp3 file does not exist.
     """
-    from hvd_magtag.config import ConfigError
-
     if split not in SPLIT_RULES:
         raise ConfigError(
             f"data.split={split!r} is not an MTAT split; choose one of {', '.join(SPLIT_RULES)}"
