@@ -173,3 +173,46 @@ def test_missing_manifest_entry_names_the_file(tones):
     clips, _, _ = tones
     with pytest.raises(ValueError, match="clip000"):
         train_dataset(clips, RAW, batch_size=2, manifest={})
+
+
+class _SniffingManifest:
+    """The two Manifest methods the pipeline uses (rate, format), as hvd_magtag.data.manifest provides them."""
+
+    def __init__(self, rates: dict[str, int], formats: dict[str, str]):
+        self._rates, self._formats = rates, formats
+
+    def rate(self, path: str) -> int:
+        return self._rates[path]
+
+    def format(self, path: str) -> str:
+        return self._formats[path]
+
+
+def test_the_manifest_sniffed_format_beats_a_wrong_extension(tmp_path):
+    misnamed = tmp_path / "misnamed.mp3"  # WAV bytes behind an .mp3 name
+    write_audio(tmp_path / "really.wav", tone(600.0, 0.3, RATE), RATE)
+    (tmp_path / "really.wav").rename(misnamed)
+    clips = [Clip("m", str(misnamed), np.ones(2, np.float32), "test")]
+    manifest = _SniffingManifest({str(misnamed): RATE}, {str(misnamed): "wav"})
+    x, _, _ = next(iter(eval_dataset(clips, RAW, windows=1, batch_size=1, manifest=manifest)))
+    assert which_clip(x.numpy()[0], RATE, [300.0, 600.0, 900.0]) == 1
+
+
+def test_pipeline_reads_rates_from_a_validated_manifest(tmp_path):
+    from hvd_magtag.data.catalog import Catalog
+    from hvd_magtag.data.manifest import validate
+
+    fast = write_audio(tmp_path / "fast.mp3", tone(700.0, 1.0, 44100, channels=2), 44100)
+    slow = write_audio(tmp_path / "slow.mp3", tone(500.0, 1.0, RATE), RATE)
+    labels = np.eye(2, dtype=np.float32)
+    catalog = Catalog(
+        "t",
+        str(tmp_path),
+        ["a", "b"],
+        [Clip("f", fast, labels[0], "test"), Clip("s", slow, labels[1], "test")],
+    )
+    catalog, manifest = validate(catalog, cache_dir=tmp_path / "cache", workers=1)
+    assert manifest.rate(fast) == 44100
+    rows = list(eval_dataset(catalog.clips, RAW, windows=1, batch_size=2, manifest=manifest).unbatch())
+    freqs = {int(c): which_clip(x.numpy(), RATE, [500.0, 700.0]) for x, _, c in rows}
+    assert freqs == {0: 1, 1: 0}  # 44.1 kHz stereo resampled: its tone stays at 700 Hz

@@ -79,6 +79,17 @@ def file_rates(clips: Sequence[Clip], manifest: Any = None) -> list[int]:
     return rates
 
 
+def file_formats(clips: Sequence[Clip], manifest: Any = None) -> list[str]:
+    """Decoder name (mp3 | wav | flac | ogg) of each clip's file: the format the manifest sniffed from the
+    file's first bytes when it has one (``Manifest.format(path)``), else the file extension."""
+    sniffed = getattr(manifest, "format", None)
+    out = []
+    for c in clips:
+        fmt = sniffed(c.path) if callable(sniffed) and not isinstance(manifest, Mapping) else ""
+        out.append(audio.FORMATS.get(fmt, "") or audio.format_of(c.path))
+    return out
+
+
 class ClipTable:
     """Per-clip constants as tensors, gathered by clip index inside the graph.
 
@@ -92,7 +103,7 @@ class ClipTable:
         self.n = len(clips)
         self.labels = tf.constant(np.stack([c.labels for c in clips]).astype(np.float32))
         self.paths = tf.constant([c.path for c in clips])
-        formats = [audio.format_of(c.path) for c in clips]
+        formats = file_formats(clips, manifest)
         self.format: str | tf.Tensor = formats[0] if len(set(formats)) == 1 else tf.constant(formats)
         rates = file_rates(clips, manifest)
         self.rate: int | tf.Tensor = rates[0] if len(set(rates)) == 1 else tf.constant(rates, tf.int64)

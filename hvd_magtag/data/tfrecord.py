@@ -34,7 +34,8 @@ Records are matched to the given clips by ``clip_id``, so labels are the catalog
 clips not in the list (e.g. left out by a later validation) are skipped. Training streams shuffle shard
 files per epoch by (seed, epoch) and records through a seeded buffer of :data:`SHUFFLE_RECORDS`; ranks
 read disjoint shard files (or every ``size``-th record when there are fewer files than ranks) and draw the
-same number of batches from an endless stream. ``start_step`` skips records before they are parsed.
+same number of batches from an endless stream. ``start_step`` skips whole epochs without reading (the index
+lists each file's clips) and then at most one epoch of records, before their audio is parsed.
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ def extract(
         "record": "clip_id, index, labels, n_samples (at spec.sample_rate), shape, data (float32 LE bytes)",
         "counts": {},
         "files": {},
+        "file_clips": {},  # file name -> clip ids in record order (epoch lengths without reading)
     }
     bar = tqdm(total=sum(len(c) for c in splits.values()), unit="clip", file=sys.stderr, disable=not progress)
     for split, clips in splits.items():
@@ -161,18 +163,21 @@ def extract(
         n_files = max(1, min(shards, len(clips)))
         names = [f"{split}-{j:05d}-of-{n_files:05d}.tfrecord" for j in range(n_files)]
         writers = [tf.io.TFRecordWriter(str(out / name)) for name in names]
+        file_clips: dict[str, list[str]] = {name: [] for name in names}
         try:
             bar.set_description(f"{fmt} {split}")
             for i, (clip, (data, n_samples)) in enumerate(
                 zip(clips, _clip_arrays(clips, spec, fmt, manifest, threads))
             ):
                 writers[i % n_files].write(_example(clip, i, data, n_samples))
+                file_clips[names[i % n_files]].append(clip.clip_id)
                 bar.update(1)
         finally:
             for w in writers:
                 w.close()
         index["counts"][split] = len(clips)
         index["files"][split] = names
+        index["file_clips"].update(file_clips)
     bar.close()
     (out / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
     return index
@@ -354,6 +359,13 @@ def train_examples(
     check_compatible(index, spec)
     fmt = index["format"]
     files, record_shard = _rank_files(_files(index, clips), rank, size)
+    member = {c.clip_id for c in clips}
+    n_member = sum(cid in member for f in files for cid in index["file_clips"][Path(f).name])
+    per_epoch = len(range(rank, n_member, size)) if record_shard else n_member  # this rank's records/epoch
+    if per_epoch == 0:
+        raise ValueError(
+            f"{index['dir']}: rank {rank} of {size} gets no training records; re-extract with --shards >= {size}"
+        )
     table = _lookup(clips)
     labels = tf.constant(np.stack([c.labels for c in clips]).astype(np.float32))
     parallel = threads or tf.data.AUTOTUNE
@@ -368,17 +380,18 @@ def train_examples(
             num_parallel_calls=min(INTERLEAVE_FILES, len(files)),
             deterministic=True,
         )
+        records = records.map(_clip_index(table)).filter(lambda i, _: i >= 0)
         if record_shard:
             records = records.shard(size, rank)
         return records.shuffle(SHUFFLE_RECORDS, seed=seed * 1_000_003 + epoch)
 
+    # resume: whole epochs are skipped without reading; at most one epoch of records is read and dropped
+    start_epoch, skip = divmod(int(start_step) * batch_size, per_epoch)
     stream = (
-        tf.data.Dataset.range(_MAX_EPOCHS)
+        tf.data.Dataset.range(start_epoch, _MAX_EPOCHS)
         .flat_map(one_epoch)
-        .map(_clip_index(table))
-        .filter(lambda i, _: i >= 0)
-        .enumerate()
-        .skip(int(start_step) * batch_size)
+        .enumerate(start=start_epoch * per_epoch)
+        .skip(skip)
     )
     to_input = _train_input(fmt, spec)
 

@@ -1,0 +1,222 @@
+"""Input-pipeline throughput: ``python -m hvd_magtag.bench pipeline [--data-root DIR] [--clips 64]``.
+
+Cases, each with one core (``threads=1``: tf.data private pool of one thread, sequential map) and all cores:
+
+- ``bare decode``        read + ``tfio.audio.decode_mp3`` only (the ceiling of any mp3 path);
+- ``mp3 -> raw windows``  :func:`~hvd_magtag.data.pipeline.train_dataset` for the raw model (decode, mono,
+                         resample if needed, random window, batch);
+- ``mp3 -> fbank``        the same for the fbank model (adds the in-graph log-mel of its window);
+- ``mp3 -> fbank whole clip``  an fbank model whose window is the whole clip (FCN-4: 29 s of log-mel);
+- ``tfrecord raw -> raw windows`` / ``tfrecord windowed-raw -> raw windows`` / ``tfrecord fbank -> fbank``:
+                         the same training batches read from extractions (:mod:`hvd_magtag.data.tfrecord`).
+
+Throughput is clips/s in steady state (one iterator per case; each timed call consumes whole epochs, at
+least :data:`MIN_TIMED_CLIPS` clips, after an untimed warm-up call) and x real time (clips/s * clip
+seconds).
+Targets, printed as ratios: the mp3 pipeline keeps >= 80% of bare-decode throughput; TFRecord reading is
+>= 5x the mp3 path. Without ``--data-root`` a temporary dataset of ``--clips`` 30 s, 16 kHz mono mp3s
+(a random melody over noise) is written first. Numbers on a shared machine are noisy: compare ratios
+measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hvd_magtag.bench import row, timed
+
+log = logging.getLogger(__name__)
+
+BENCH = "pipeline"
+CLIP_SECONDS = 30.0
+#: Targets (ratios) this benchmark prints.
+TARGET_PIPELINE_VS_DECODE = 0.8
+TARGET_TFRECORD_VS_MP3 = 5.0
+#: Clips consumed per timed call (whole epochs).
+MIN_TIMED_CLIPS = 128
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-root", type=Path, default=None, help="folder of mp3s to read (default: synthetic)"
+    )
+    parser.add_argument("--clips", type=int, default=64, help="clips to use (default 64)")
+    parser.add_argument("--batch-size", type=int, default=8, help="training batch size (default 8)")
+    parser.add_argument("--raw-model", default="samplecnn", help="raw-input model whose spec to use")
+    parser.add_argument("--fbank-model", default="shortchunk_cnn", help="fbank-input model (window features)")
+    parser.add_argument("--whole-clip-model", default="fcn4",
+                        help="fbank model fed the whole clip, an extra mp3 case ('' to skip)")  # fmt: skip
+    parser.add_argument("--iters", type=int, default=3, help="timed epochs per case (default 3)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="'all cores' thread count (default: cpu count)"
+    )
+
+
+def write_dataset(
+    folder: Path, n_clips: int, rate: int, seconds: float = CLIP_SECONDS, seed: int = 0
+) -> list[str]:
+    """``n_clips`` mono mp3s of ``seconds`` s at ``rate`` Hz: a random note sequence with harmonics over noise."""
+    import tensorflow as tf
+    import tensorflow_io as tfio
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    paths = []
+    for i in range(n_clips):
+        notes = 110.0 * 2 ** (rng.integers(0, 36, size=int(seconds * 4)) / 12)  # 4 notes per second
+        f = np.repeat(notes, len(t) // len(notes) + 1)[: len(t)]
+        phase = 2 * np.pi * np.cumsum(f) / rate
+        x = sum(0.2 / k * np.sin(k * phase) for k in (1, 2, 3)) + 0.02 * rng.standard_normal(len(t))
+        path = folder / f"bench{i:03d}.mp3"
+        tf.io.write_file(
+            str(path), tfio.audio.encode_mp3(tf.constant(x.astype(np.float32)[:, None]), rate=rate)
+        )
+        paths.append(str(path))
+    return paths
+
+
+def _clips(paths: list[str], n_tags: int = 50):
+    from hvd_magtag.data.catalog import Clip
+
+    rng = np.random.default_rng(0)
+    return [Clip(Path(p).stem, p, (rng.random(n_tags) < 0.1).astype(np.float32), "train") for p in paths]
+
+
+def _spec(name: str, fallback_input: str):
+    from hvd_magtag.models.registry import ModelSpec, get_spec
+
+    try:
+        return get_spec(name)
+    except (KeyError, ImportError) as e:
+        log.warning("model %s unavailable (%s): using a default %s ModelSpec", name, e, fallback_input)
+        return ModelSpec(input=fallback_input)
+
+
+def _epoch_timer(ds, n_batches: int):
+    """A function consuming the next ``n_batches`` of one long-lived iterator (steady state: start-up, e.g. a
+    shuffle buffer filling, is paid by the warm-up calls)."""
+    iterator = iter(ds)
+
+    def epoch() -> None:
+        for _ in range(n_batches):
+            next(iterator)
+
+    return epoch
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    import tensorflow as tf
+
+    from hvd_magtag import audio
+    from hvd_magtag.data import tfrecord
+    from hvd_magtag.data.pipeline import file_rates, steps_per_epoch, train_dataset
+
+    all_threads = args.threads or os.cpu_count() or 1
+    raw_spec, fbank_spec = _spec(args.raw_model, "raw"), _spec(args.fbank_model, "fbank")
+    tmp = tempfile.TemporaryDirectory(prefix="hvd_magtag_bench_")
+    work = Path(tmp.name)
+    rows: list[dict] = []
+    try:
+        if args.data_root:
+            paths = sorted(str(p) for p in Path(args.data_root).expanduser().resolve().rglob("*.mp3"))[
+                : args.clips
+            ]
+            if not paths:
+                raise FileNotFoundError(f"--data-root {args.data_root}: no .mp3 files found")
+        else:
+            t0 = time.perf_counter()
+            (work / "audio").mkdir()
+            paths = write_dataset(work / "audio", args.clips, raw_spec.sample_rate)
+            log.info("wrote %d x %.0f s mp3s in %.1f s", len(paths), CLIP_SECONDS, time.perf_counter() - t0)
+        clips = _clips(paths)
+        rates = dict(zip(paths, file_rates(clips, None)))
+        seconds = float(
+            np.mean([audio.decode(tf.io.read_file(p), "mp3").shape[0] / rates[p] for p in paths[:4]])
+        )
+        batch = min(args.batch_size, len(clips))
+        steps = steps_per_epoch(len(clips), batch, 1)
+        n_used = steps * batch
+        # each timed call covers >= MIN_TIMED_CLIPS clips, so read-ahead (prefetch) cannot flatter a case
+        epochs = -(-MIN_TIMED_CLIPS // n_used)
+
+        extractions = {}
+        for fmt, spec in (("raw", raw_spec), ("windowed-raw", raw_spec), ("fbank", fbank_spec)):
+            t0 = time.perf_counter()
+            out = work / f"tfr-{fmt}"
+            tfrecord.extract({"train": clips}, spec, fmt, out, shards=8, manifest=rates, progress=False)
+            took = time.perf_counter() - t0
+            extractions[fmt] = str(out)
+            size_mb = sum(f.stat().st_size for f in out.glob("*.tfrecord")) / 1e6
+            rows.append(row(BENCH, f"extract {fmt} (all cores)", "clips/s", len(clips) / took, "clips/s",
+                            size_mb=round(size_mb, 1)))  # fmt: skip
+
+        def bare(threads: int):
+            ds = tf.data.Dataset.from_tensor_slices(paths[:n_used])
+            ds = ds.map(
+                lambda p: tf.shape(audio.decode(tf.io.read_file(p), "mp3"))[0], num_parallel_calls=threads
+            )
+            options = tf.data.Options()
+            options.threading.private_threadpool_size = threads
+            options.threading.max_intra_op_parallelism = 1
+            return ds.repeat().prefetch(2).with_options(options), n_used
+
+        def train(spec, tfrecord_dir=None):
+            def make(threads: int):
+                ds = train_dataset(clips, spec, batch_size=batch, manifest=rates, threads=threads,
+                                   tfrecord_dir=tfrecord_dir)  # fmt: skip
+                return ds, steps
+
+            return make
+
+        cases = {
+            "bare decode": bare,
+            "mp3 -> raw windows": train(raw_spec),
+            "mp3 -> fbank": train(fbank_spec),
+            **(
+                {
+                    f"mp3 -> fbank whole clip ({args.whole_clip_model})": train(
+                        _spec(args.whole_clip_model, "fbank")
+                    )
+                }
+                if args.whole_clip_model
+                else {}
+            ),  # fmt: skip
+            "tfrecord raw -> raw windows": train(raw_spec, extractions["raw"]),
+            "tfrecord windowed-raw -> raw windows": train(raw_spec, extractions["windowed-raw"]),
+            "tfrecord fbank -> fbank": train(fbank_spec, extractions["fbank"]),
+        }
+        rate_of: dict[tuple[str, int], float] = {}
+        for threads in sorted({1, all_threads}):
+            cores = "1 core" if threads == 1 else f"{threads} cores"
+            for name, make in cases.items():
+                ds, n_items = make(threads)  # items (clips or batches) per epoch
+                mean, spread = timed(_epoch_timer(ds, n_items * epochs), warmup=1, iters=args.iters)
+                clips_per_s = n_used * epochs / mean
+                rate_of[(name, threads)] = clips_per_s
+                rows.append(row(BENCH, f"{name} ({cores})", "clips/s", clips_per_s, "clips/s",
+                                spread=clips_per_s * spread / mean, threads=threads))  # fmt: skip
+                rows.append(row(BENCH, f"{name} ({cores})", "x real time", clips_per_s * seconds, "x",
+                                threads=threads))  # fmt: skip
+            for name, base, target in (
+                ("mp3 -> raw windows", "bare decode", TARGET_PIPELINE_VS_DECODE),
+                ("mp3 -> fbank", "bare decode", TARGET_PIPELINE_VS_DECODE),
+                ("tfrecord raw -> raw windows", "mp3 -> raw windows", TARGET_TFRECORD_VS_MP3),
+                ("tfrecord windowed-raw -> raw windows", "mp3 -> raw windows", TARGET_TFRECORD_VS_MP3),
+                ("tfrecord fbank -> fbank", "mp3 -> fbank", TARGET_TFRECORD_VS_MP3),
+            ):
+                ratio = rate_of[(name, threads)] / rate_of[(base, threads)]
+                rows.append(row(BENCH, f"{name} / {base} ({cores})"[:60], "ratio", ratio, "x",
+                                target=target, meets_target=bool(ratio >= target)))  # fmt: skip
+        for r in rows:
+            r.setdefault("clip_seconds", round(seconds, 2))
+            r.setdefault("clips_per_epoch", n_used)
+    finally:
+        tmp.cleanup()
+    return rows
