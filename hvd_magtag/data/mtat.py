@@ -249,6 +249,7 @@ def load(
         name: catalog name ("mtat", or "synthetic" for the synthetic dataset in the same layout).
         check_audio: leave out (and report) rows whose mp3 file does not exist.
     """
+    split = split or "clean"  # "" = the dataset's default split (data.split's default)
     if split not in SPLIT_RULES:
         raise ConfigError(
             f"data.split={split!r} is not an MTAT split; choose one of {', '.join(SPLIT_RULES)}"
