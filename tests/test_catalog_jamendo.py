@@ -88,7 +88,9 @@ def test_dispatcher_split_folder_and_low_quality_audio(tmp_path):
     }
     assert sum(r.startswith("missing audio file") for _, r in catalog.excluded) == 36 - 2
     with pytest.raises(ConfigError, match="MTAT split rule; for jamendo use split-0"):
-        load_catalog(DataConfig(dataset="jamendo", root=str(tmp_path)))  # the default split is MTAT's "clean"
+        load_catalog(DataConfig(dataset="jamendo", root=str(tmp_path), split="clean"))
+    default = load_catalog(DataConfig(dataset="jamendo", root=str(tmp_path)))  # "" = split-0
+    assert {c.clip_id for c in default.clips} == {c.clip_id for c in catalog.clips}
     with pytest.raises(MetadataError, match="split-3"):
         jamendo.load(tmp_path, split="split-3", check_audio=False)
 
