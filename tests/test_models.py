@@ -164,3 +164,26 @@ def test_mn_overrides_derive_the_window():
     assert get_spec("samplecnn_superpool", m=3, n=4, n_windows=2).input_shape() == (2, 243)
     with pytest.raises(ValueError, match="samplecnn: window 100 samples is too short"):
         create_model("samplecnn", n_tags=N_TAGS, width=WIDTH, m=3, n=4, window=100)
+
+
+def test_bench_analytic_flops_count_conv_dense_gru_macs():
+    from hvd_magtag.bench.models import layer_macs, model_flops
+
+    inputs = keras.Input((10, 2))
+    x = keras.layers.Conv1D(4, 3, padding="same", name="c")(inputs)  # 10 positions x 4 out x 3 x 2 in
+    x = keras.layers.GRU(3, return_sequences=True, name="g")(x)  # 10 steps x 3 gates x (4*3 + 3*3)
+    x = keras.layers.Dense(5, name="d")(x)  # 10 positions x 3 x 5
+    model = keras.Model(inputs, x)
+    assert layer_macs(model.get_layer("c")) == 10 * 4 * 3 * 2
+    assert layer_macs(model.get_layer("g")) == 10 * 3 * (4 * 3 + 3 * 3)
+    assert layer_macs(model.get_layer("d")) == 10 * 3 * 5
+    assert layer_macs(model) == 240 + 630 + 150
+
+    # a superpool model costs n_windows encoder passes plus its (small) head
+    split = _tiny("samplecnn")
+    pooled = _tiny("samplecnn_superpool", window_pool="mean")
+    head = 2 * layer_macs(pooled.get_layer("tags"))
+    assert (
+        model_flops(pooled)
+        == pooled.spec.n_windows * (model_flops(split) - 2 * layer_macs(split.get_layer("tags"))) + head
+    )
