@@ -10,9 +10,10 @@ Cases, each with one core (``threads=1``: tf.data private pool of one thread, se
 - ``tfrecord raw -> raw windows`` / ``tfrecord windowed-raw -> raw windows`` / ``tfrecord fbank -> fbank``:
                          the same training batches read from extractions (:mod:`hvd_magtag.data.tfrecord`).
 
-Throughput is clips/s in steady state (one iterator per case; each timed call consumes whole epochs, at
-least :data:`MIN_TIMED_CLIPS` clips, after an untimed warm-up call) and x real time (clips/s * clip
-seconds).
+Throughput is clips/s in steady state (each measurement: a fresh iterator, one untimed warm-up epoch, then
+whole epochs of at least :data:`MIN_TIMED_CLIPS` clips timed; the cases are measured round robin,
+``--iters`` rounds, so load from other processes affects them alike; mean ± stdev over rounds) and
+x real time (clips/s * clip seconds).
 Targets, printed as ratios: the mp3 pipeline keeps >= 80% of bare-decode throughput; TFRecord reading is
 >= 5x the mp3 path. Without ``--data-root`` a temporary dataset of ``--clips`` 30 s, 16 kHz mono mp3s
 (a random melody over noise) is written first. Numbers on a shared machine are noisy: compare ratios
@@ -24,13 +25,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from hvd_magtag.bench import row, timed
+from hvd_magtag.bench import row
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fbank-model", default="shortchunk_cnn", help="fbank-input model (window features)")
     parser.add_argument("--whole-clip-model", default="fcn4",
                         help="fbank model fed the whole clip, an extra mp3 case ('' to skip)")  # fmt: skip
-    parser.add_argument("--iters", type=int, default=3, help="timed epochs per case (default 3)")
+    parser.add_argument("--iters", type=int, default=3, help="round-robin rounds (default 3)")
     parser.add_argument(
         "--threads", type=int, default=None, help="'all cores' thread count (default: cpu count)"
     )
@@ -99,16 +101,19 @@ def _spec(name: str, fallback_input: str):
         return ModelSpec(input=fallback_input)
 
 
-def _epoch_timer(ds, n_batches: int):
-    """A function consuming the next ``n_batches`` of one long-lived iterator (steady state: start-up, e.g. a
-    shuffle buffer filling, is paid by the warm-up calls)."""
+def _steady_seconds(ds, warm_items: int, timed_items: int) -> float:
+    """Seconds for ``timed_items`` elements of a fresh iterator, after ``warm_items`` untimed ones (graph
+    building and buffers filling). The iterator is dropped afterwards so no idle pipeline reads ahead while
+    another case is timed."""
     iterator = iter(ds)
-
-    def epoch() -> None:
-        for _ in range(n_batches):
-            next(iterator)
-
-    return epoch
+    for _ in range(warm_items):
+        next(iterator)
+    t0 = time.perf_counter()
+    for _ in range(timed_items):
+        next(iterator)
+    seconds = time.perf_counter() - t0
+    del iterator
+    return seconds
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -179,25 +184,25 @@ def run(args: argparse.Namespace) -> list[dict]:
             "bare decode": bare,
             "mp3 -> raw windows": train(raw_spec),
             "mp3 -> fbank": train(fbank_spec),
-            **(
-                {
-                    f"mp3 -> fbank whole clip ({args.whole_clip_model})": train(
-                        _spec(args.whole_clip_model, "fbank")
-                    )
-                }
-                if args.whole_clip_model
-                else {}
-            ),  # fmt: skip
             "tfrecord raw -> raw windows": train(raw_spec, extractions["raw"]),
             "tfrecord windowed-raw -> raw windows": train(raw_spec, extractions["windowed-raw"]),
             "tfrecord fbank -> fbank": train(fbank_spec, extractions["fbank"]),
         }
+        if args.whole_clip_model:
+            cases[f"mp3 -> fbank whole clip ({args.whole_clip_model})"] = train(
+                _spec(args.whole_clip_model, "fbank")
+            )
         rate_of: dict[tuple[str, int], float] = {}
         for threads in sorted({1, all_threads}):
             cores = "1 core" if threads == 1 else f"{threads} cores"
-            for name, make in cases.items():
-                ds, n_items = make(threads)  # items (clips or batches) per epoch
-                mean, spread = timed(_epoch_timer(ds, n_items * epochs), warmup=1, iters=args.iters)
+            datasets = {name: make(threads) for name, make in cases.items()}  # (ds, items per epoch)
+            times: dict[str, list[float]] = {name: [] for name in cases}
+            for _ in range(args.iters):  # round robin: load from other processes hits every case alike
+                for name, (ds, n_items) in datasets.items():
+                    times[name].append(_steady_seconds(ds, n_items, n_items * epochs))
+            for name in cases:
+                mean = statistics.fmean(times[name])
+                spread = statistics.stdev(times[name]) if len(times[name]) > 1 else 0.0
                 clips_per_s = n_used * epochs / mean
                 rate_of[(name, threads)] = clips_per_s
                 rows.append(row(BENCH, f"{name} ({cores})", "clips/s", clips_per_s, "clips/s",
