@@ -15,6 +15,8 @@ Serving signatures (``loaded.signatures[name]``; the same functions are attribut
         -> {"taggram": [n_rows, n_tags], "embedding": [n_windows, D], "clip": [n_tags]}
     prepare(waveform: float32 [samples, channels], sample_rate: int32 [])
         -> {"waveform": float32 [samples']}                      # mono at spec.sample_rate
+    prepare_bytes(contents: string [], format: string [])
+        -> {"waveform": float32 [samples'], "sample_rate": int32 [] (the file's, Hz), "samples": int32 []}
     metadata() -> {"tags": string [n_tags], "spec": string []}  # spec = ModelSpec JSON
 
 and variables ``tags`` (string [n_tags]) and ``spec_json`` (string []) on the loaded object.
@@ -290,6 +292,13 @@ def _module_class():
                     tf.TensorSpec([], tf.string, "format"),
                 ],
             )
+            self.prepare_bytes = tf.function(
+                self._prepare_bytes,
+                input_signature=[
+                    tf.TensorSpec([], tf.string, "contents"),
+                    tf.TensorSpec([], tf.string, "format"),
+                ],
+            )
             self.metadata = tf.function(self._metadata, input_signature=[])
 
         def signatures(self) -> dict:
@@ -299,6 +308,7 @@ def _module_class():
                 "from_waveform": self.from_waveform,
                 "predict_windows": self.predict_windows,
                 "prepare": self.prepare,
+                "prepare_bytes": self.prepare_bytes,
                 "metadata": self.metadata,
             }
 
@@ -307,8 +317,19 @@ def _module_class():
             return {"tags": tf.identity(self.tags), "spec": tf.identity(self.spec_json)}
 
         def _prepare(self, waveform, sample_rate):
+            tf.debugging.assert_positive(tf.shape(waveform)[0], message="the audio has no samples")
+            tf.debugging.assert_positive(sample_rate, message="sample_rate must be > 0 Hz")
             mono = audio.to_mono(waveform)  # [samples, channels] -> [samples]
             return {"waveform": audio.resample(mono, sample_rate, self._spec.sample_rate)}  # -> [samples']
+
+        def _prepare_bytes(self, contents, format):  # noqa: A002 - the signature's public argument name
+            decoded = audio.decode(contents, format)  # [samples, channels] at the file's rate
+            rate = header_sample_rate(contents, format)
+            return {
+                "waveform": self._prepare(decoded, rate)["waveform"],
+                "sample_rate": rate,
+                "samples": tf.shape(decoded)[0],
+            }
 
         def _batched(self, fn, items, out_dims: int):
             """Apply ``fn`` to ``items [n, ...]`` in batches of self._batch (sequentially, bounded memory)."""
@@ -346,8 +367,8 @@ def _module_class():
             return self._predict_windows(consecutive_windows(x, self._spec.window))
 
         def _from_bytes(self, contents, format):  # noqa: A002 - the signature's public argument name
-            waveform = audio.decode(contents, format)  # [samples, channels]
-            return self._from_waveform(waveform, header_sample_rate(contents, format))
+            x = self._prepare_bytes(contents, format)["waveform"]
+            return self._predict_windows(consecutive_windows(x, self._spec.window))
 
     return TaggingModule
 

@@ -71,6 +71,9 @@ import numpy as np
 
 #: Seconds of audio (at the file's own rate) decoded and resampled at a time.
 SEGMENT_SECONDS = 60.0
+#: Files up to this size (bytes) are decoded whole (in parallel in tag_many); larger ones are streamed. 4 MiB
+#: is ~4 min of 128 kbit/s mp3 (~90 MB as float32 at 44.1 kHz stereo) or 47 s of 44.1 kHz stereo wav.
+WHOLE_FILE_MAX_BYTES = 4 << 20
 #: Windows per model call from the Python side (the graph batches them further, export.BATCH_WINDOWS).
 CHUNK_WINDOWS = 32
 #: Minimum extra context (s) read on each side of a segment so the resampler's edges fall outside it.
@@ -83,6 +86,11 @@ JSON_SCHEMA_VERSION = 1
 OUTPUT_FORMATS = ("table", "json", "csv")
 
 log = logging.getLogger("hvd_magtag.tag")
+
+#: tensorflow-io 0.37.1's AudioIOTensor misreads when two are alive in one process, even in one thread (reading
+#: the first after opening a second returns wrong samples; across threads it can abort the process with a
+#: dtype check). Streamed (large) files therefore hold this lock for the reader's whole life: one at a time.
+_READER_LOCK = threading.Lock()
 
 
 class TaggerError(ValueError):
@@ -146,7 +154,8 @@ class Tagger:
     model:   a run directory (``run.json``: the Keras model is rebuilt in memory with ``weights``) or an
              exported SavedModel folder (``saved_model.pb``).
     weights: best | last | a .weights.h5 path (run directories only).
-    segment_seconds / chunk_windows: streaming granularity (memory vs overhead), see the module docstring.
+    segment_seconds / chunk_windows / whole_file_max_bytes: streaming granularity (memory vs overhead),
+             see the module docstring and :meth:`segments`.
     """
 
     def __init__(
@@ -156,9 +165,9 @@ class Tagger:
         weights: str = "best",
         segment_seconds: float = SEGMENT_SECONDS,
         chunk_windows: int = CHUNK_WINDOWS,
+        whole_file_max_bytes: int = WHOLE_FILE_MAX_BYTES,
     ):
         from hvd_magtag.export import SAVED_MODEL_FILE, is_export_dir
-        from hvd_magtag.models.registry import ModelSpec
 
         path = Path(model).expanduser().resolve()
         if not path.exists():
@@ -166,29 +175,63 @@ class Tagger:
         if is_export_dir(path):
             import tensorflow as tf
 
-            self.module = tf.saved_model.load(str(path))
-            self.backend = "savedmodel"
+            module, backend = tf.saved_model.load(str(path)), "savedmodel"
         elif (path / "run.json").is_file():
             from hvd_magtag.export import tagging_module
             from hvd_magtag.rundir import RunDir
 
             run = RunDir(path)
-            self.module = tagging_module(run.load_model(weights), run.spec, run.tags)
-            self.backend = "keras"
+            module, backend = tagging_module(run.load_model(weights), run.spec, run.tags), "keras"
         else:
             raise TaggerError(
                 f"{path}: neither a run directory (no run.json) nor an exported model (no {SAVED_MODEL_FILE})"
             )
-        self.path = path
-        self.tags = [t.decode() for t in self.module.tags.numpy()]
-        self.spec = ModelSpec.from_dict(json.loads(self.module.spec_json.numpy().decode()))
+        self._setup(module, backend, path, segment_seconds, chunk_windows, whole_file_max_bytes)
+
+    @classmethod
+    def from_keras(
+        cls,
+        model,
+        tags: Sequence[str],
+        *,
+        spec=None,
+        segment_seconds: float = SEGMENT_SECONDS,
+        chunk_windows: int = CHUNK_WINDOWS,
+        whole_file_max_bytes: int = WHOLE_FILE_MAX_BYTES,
+    ) -> Tagger:
+        """A tagger for an in-memory Keras ``model`` (e.g. straight from ``create_model`` or a notebook);
+        ``spec`` defaults to ``model.spec`` (set by the registry)."""
+        from hvd_magtag.export import tagging_module
+
+        spec = spec if spec is not None else getattr(model, "spec", None)
+        if spec is None:
+            raise TaggerError(f"model {model.name!r} has no .spec; pass spec= (a ModelSpec)")
+        tagger = cls.__new__(cls)
+        module = tagging_module(model, spec, list(tags))
+        tagger._setup(module, "keras", None, segment_seconds, chunk_windows, whole_file_max_bytes)
+        return tagger
+
+    def _setup(
+        self,
+        module,
+        backend: str,
+        path: Path | None,
+        segment_seconds: float,
+        chunk_windows: int,
+        whole_file_max_bytes: int,
+    ) -> None:
+        from hvd_magtag.models.registry import ModelSpec
+
         if segment_seconds <= 0 or chunk_windows <= 0:
             raise TaggerError(
                 f"segment_seconds and chunk_windows must be > 0, got {segment_seconds}, {chunk_windows}"
             )
+        self.module, self.backend, self.path = module, backend, path
+        self.tags = [t.decode() for t in module.tags.numpy()]
+        self.spec = ModelSpec.from_dict(json.loads(module.spec_json.numpy().decode()))
         self.segment_seconds = float(segment_seconds)
-        # superpool models pool groups of n_windows windows: keep chunks whole groups
-        group = self._group
+        self.whole_file_max_bytes = int(whole_file_max_bytes)
+        group = self._group  # superpool models pool groups of n_windows windows: keep chunks whole groups
         self.chunk_windows = max(group, int(chunk_windows) // group * group)
 
     @property
@@ -197,13 +240,30 @@ class Tagger:
 
     # -- reading ---------------------------------------------------------------------------------------
     def segments(self, path: str | os.PathLike) -> Iterator[tuple[np.ndarray, float]]:
-        """Stream a file as mono float32 ``[samples]`` pieces at ``spec.sample_rate`` Hz, with each piece's
-        duration in seconds of source audio. Pieces concatenate to the whole file resampled at once."""
-        import tensorflow_io as tfio
+        """A file as mono float32 ``[samples]`` pieces at ``spec.sample_rate`` Hz, each with its duration in
+        seconds of source audio; the pieces concatenate to the whole file resampled at once.
 
+        Files up to ``whole_file_max_bytes`` are decoded in one piece by the module's ``prepare_bytes`` (the
+        same graph as the exported ``from_bytes``; thread-safe, so ``tag_many`` decodes them in parallel).
+        Larger files are streamed in ``segment_seconds`` segments with tensorflow-io's AudioIOTensor, one
+        such file at a time (see ``_READER_LOCK``).
+        """
         from hvd_magtag.audio import format_of
 
-        format_of(str(path))  # unsupported extensions fail with a clear message before any decoding
+        fmt = format_of(str(path))  # unsupported extensions fail with a clear message before any decoding
+        size = os.path.getsize(path)  # a missing file raises FileNotFoundError naming it
+        if size == 0:
+            raise TaggerError(f"{path}: empty file (0 bytes)")
+        if size <= self.whole_file_max_bytes:
+            out = self.module.prepare_bytes(Path(path).read_bytes(), fmt)
+            yield out["waveform"].numpy(), int(out["samples"]) / int(out["sample_rate"])
+        else:
+            with _READER_LOCK:  # held while the reader exists: tensorflow-io allows one live AudioIOTensor
+                yield from self._stream(path)
+
+    def _stream(self, path: str | os.PathLike) -> Iterator[tuple[np.ndarray, float]]:
+        import tensorflow_io as tfio
+
         reader = tfio.audio.AudioIOTensor(str(path))
         rate = int(reader.rate.numpy())
         n_samples, n_channels = (int(v) for v in reader.shape.numpy())

@@ -70,16 +70,30 @@ def test_stereo_44k_mp3_gets_the_tags_of_its_16k_mono_version(tagger, tmp_path):
 
 @pytest.mark.parametrize("rate", [16000, 22050, 44100])
 def test_streaming_equals_the_whole_clip_at_once(run_dir, tmp_path, rate):
-    """Segments of 0.3 s (resampled with a margin) and chunks of 4 windows give the whole-clip result."""
+    """Streamed segments of 0.3 s (resampled with a margin), chunks of 4 windows, the whole-file decode and
+    the exported from_waveform on the whole clip all give the same windows and tags."""
     stereo = np.stack([fx.tone(fx.LOW_HZ, 2.0, rate), fx.tone(fx.HIGH_HZ, 2.0, rate, seed=1)], axis=1)
     path = fx.write(tmp_path / f"s{rate}.wav", stereo, rate)
-    streamed = Tagger(run_dir, segment_seconds=0.3, chunk_windows=4).tag(path)
+    streamed = Tagger(run_dir, segment_seconds=0.3, chunk_windows=4, whole_file_max_bytes=0).tag(path)
+    whole_file = Tagger(run_dir).tag(path)
     whole = Tagger(run_dir).tag_waveform(tf.audio.decode_wav(path.read_bytes()).audio.numpy(), rate)
-    assert streamed.taggram.shape == whole.taggram.shape
-    np.testing.assert_allclose(streamed.taggram, whole.taggram, atol=STREAM_ATOL)
-    np.testing.assert_allclose(streamed.embedding, whole.embedding, atol=STREAM_ATOL)
-    np.testing.assert_allclose(streamed.clip, whole.clip, atol=STREAM_ATOL)
-    assert streamed.duration == pytest.approx(2.0, abs=1e-6)
+    for result in (streamed, whole_file):
+        assert result.taggram.shape == whole.taggram.shape
+        np.testing.assert_allclose(result.taggram, whole.taggram, atol=STREAM_ATOL)
+        np.testing.assert_allclose(result.embedding, whole.embedding, atol=STREAM_ATOL)
+        np.testing.assert_allclose(result.clip, whole.clip, atol=STREAM_ATOL)
+        assert result.duration == pytest.approx(2.0, abs=1e-6)
+
+
+def test_parallel_streaming_readers_do_not_mix_files(run_dir, songs):
+    """tensorflow-io misreads with two AudioIOTensors alive at once: streamed files in parallel workers must
+    still each get their own samples (the Tagger serialises streamed readers)."""
+    root, files = songs
+    paths = [files["low"], files["high"], files["high_ogg"]] * 3
+    tagger = Tagger(run_dir, segment_seconds=0.2, chunk_windows=2, whole_file_max_bytes=0)
+    expected = [tagger.tag(p).taggram for p in paths[:3]] * 3
+    for result, want in zip(tagger.tag_many(paths, workers=3), expected):
+        np.testing.assert_allclose(result.taggram, want, atol=STREAM_ATOL)
 
 
 def test_window_count_covers_the_whole_file(tagger, tmp_path):
