@@ -5,6 +5,8 @@ Clips are tones of distinct frequencies, so the clip a window came from is read 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pipeline_audio_fixtures import tone, tone_clips, which_clip, write_audio
@@ -216,3 +218,35 @@ def test_pipeline_reads_rates_from_a_validated_manifest(tmp_path):
     rows = list(eval_dataset(catalog.clips, RAW, windows=1, batch_size=2, manifest=manifest).unbatch())
     freqs = {int(c): which_clip(x.numpy(), RATE, [500.0, 700.0]) for x, _, c in rows}
     assert freqs == {0: 1, 1: 0}  # 44.1 kHz stereo resampled: its tone stays at 700 Hz
+
+
+@pytest.mark.multirank
+def test_real_two_rank_job_reads_disjoint_complete_shards_in_lockstep(tones, tmp_path, horovodrun):
+    import json
+
+    from multirank.runner import check_ok, run_horovod
+
+    clips, rates, freqs = tones
+    data = tmp_path / "data.json"
+    data.write_text(
+        json.dumps(
+            {
+                "clips": [{"id": c.clip_id, "path": c.path, "labels": c.labels.tolist()} for c in clips],
+                "rates": rates,
+                "freqs": freqs,
+            }
+        )
+    )
+    script = Path(__file__).parent / "multirank" / "pipeline_shards.py"
+    check_ok(run_horovod(script, np=2, args=["--data", data, "--out", tmp_path], timeout=300))
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    spe, batch = ranks[0]["spe"], 2
+    assert spe == steps_per_epoch(8, batch, 2) == 2
+    for r in ranks:
+        assert r["steps"] == 2 * spe * 2  # each of the 2*spe steps summed 1.0 over 2 ranks
+        assert len(r["train"]) == 2 * spe * batch
+    for epoch in range(2):
+        per_rank = [r["train"][epoch * spe * batch : (epoch + 1) * spe * batch] for r in ranks]
+        assert set(per_rank[0]).isdisjoint(per_rank[1])
+        assert sorted(per_rank[0] + per_rank[1]) == list(range(8))
+    assert ranks[0]["eval"] == [0, 2, 4, 6] and ranks[1]["eval"] == [1, 3, 5, 7]
