@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from pipeline_audio_fixtures import tone, tone_clips, which_clip, write_audio
 
+from hvd_magtag import audio
 from hvd_magtag.data.catalog import Clip
 from hvd_magtag.data.pipeline import eval_dataset, steps_per_epoch, train_dataset
 from hvd_magtag.models.registry import FbankSpec, ModelSpec
@@ -154,15 +156,20 @@ def test_superpool_models_get_one_row_per_clip(tones):
 
 def test_short_clip_is_padded_and_mixed_formats_and_rates_decode(tmp_path):
     short = write_audio(tmp_path / "short.wav", tone(500.0, 0.05, RATE), RATE)  # 800 samples < one window
-    fast = write_audio(tmp_path / "fast.wav", tone(700.0, 0.5, 44100), 44100)
+    fast = write_audio(tmp_path / "fast.mp3", tone(700.0, 0.5, 44100, channels=2), 44100)  # in-graph switches
     labels = np.eye(2, dtype=np.float32)
     clips = [Clip("s", short, labels[0], "test"), Clip("f", fast, labels[1], "test")]
     rates = {short: RATE, fast: 44100}
     rows = list(eval_dataset(clips, RAW, windows="all", batch_size=4, manifest=rates).unbatch())
-    by_clip = {int(c): x.numpy() for x, _, c in rows}
-    assert len(rows) == 1 + (RATE // 2) // 2048  # short: one padded window; fast: 8000 samples at 16 kHz
-    np.testing.assert_array_equal(by_clip[0][800:], 0.0)
-    assert np.abs(by_clip[0][:800]).max() > 0.3
+    by_clip: dict[int, list[np.ndarray]] = {}
+    for x, _, c in rows:
+        by_clip.setdefault(int(c), []).append(x.numpy())
+    fast_16k = audio.load(tf.constant(fast), "mp3", 44100, RATE).numpy()
+    assert len(by_clip[0]) == 1 and len(by_clip[1]) == len(fast_16k) // 2048 >= 4  # 0.5 s + mp3 delay
+    np.testing.assert_array_equal(by_clip[0][0][800:], 0.0)  # short: one zero-padded window
+    assert np.abs(by_clip[0][0][:800]).max() > 0.3
+    np.testing.assert_array_equal(np.concatenate(by_clip[1]), fast_16k[: len(by_clip[1]) * 2048])
+    assert which_clip(by_clip[1][-1], RATE, [500.0, 700.0]) == 1
 
 
 def test_too_few_clips_for_one_step_is_a_clear_error(tones):
