@@ -1,0 +1,331 @@
+"""Tagging benchmark: ``python -m hvd_magtag.bench tag [--model RUN_DIR] [--clips 16] [--workers 2] [--hour-minutes 60]``.
+
+The model is ``--model`` (a run directory or an export folder) or, by default, a freshly initialised model at
+the demo's settings (``hvd_magtag/configs/demo.yaml``: registry name and overrides; 50 MTAT tags) written to a
+temporary run directory, so the numbers are those of the real ``Tagger`` path.
+
+Rows (synthetic music-like audio: a few harmonic tones and noise, written as mp3 in a temporary folder):
+
+- ``decode``: 30 s clips/s through decode + downmix + resample + windowing only (``Tagger.window_chunks``),
+  for 16 kHz mono mp3 (MTAT-like) and 44.1 kHz stereo mp3 (a user's song);
+- ``model``: windows/s and 30 s clips/s of the model alone on pre-cut windows (``Tagger.predict_windows``);
+- ``end-to-end``: 30 s clips/s of ``Tagger.tag_many`` over ``--clips`` files with ``--workers`` reader threads;
+- ``memory``: peak RSS (MB) of a fresh process after loading the model (baseline) and after tagging a 30 s
+  file and a ``--hour-minutes``-long 16 kHz mono mp3 (generated piece by piece; the file is streamed in
+  segments, so its peak should stay close to the 30 s one), then the same file decoded and tagged whole in
+  one call of the exported ``from_bytes`` (the contrast), plus the streamed tagging speed (x real time).
+
+Wall-clock means over ``--iters`` runs after one warm-up. On a shared CPU the numbers are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from hvd_magtag.bench import row, timed
+
+BENCH = "tag"
+#: length (s) of the clips whose throughput is reported (an MTAT clip is ~29 s)
+CLIP_SECONDS = 30.0
+#: the two input kinds benchmarked: (case name, sample rate Hz, channels)
+INPUT_KINDS = (("16k-mono-mp3", 16000, 1), ("44k-stereo-mp3", 44100, 2))
+#: seconds of audio encoded per piece when writing the long file (bounds the generator's memory)
+LONG_FILE_PIECE_SECONDS = 60
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="run directory or export folder (default: demo model)")
+    parser.add_argument("--clips", type=int, default=8, help="30 s clips per throughput case (default: 8)")
+    parser.add_argument("--workers", type=int, default=2, help="reader threads for end-to-end (default: 2)")
+    parser.add_argument("--iters", type=int, default=2, help="timed repetitions (default: 2)")
+    parser.add_argument(
+        "--hour-minutes",
+        type=float,
+        default=60.0,
+        help="length of the long file in minutes (default: 60; 0 = skip)",
+    )
+
+
+def music_like(seconds: float, rate: int, channels: int, seed: int):
+    """float32 ``[samples, channels]``: three harmonic tones with a slow envelope plus noise, in [-1, 1]."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * rate))) / rate
+    x = np.zeros_like(t)
+    for f in rng.uniform(80, 1200, 3):
+        for h in (1, 2, 3):
+            x += np.sin(2 * np.pi * f * h * t + rng.uniform(0, 6.3)) / (3 * h)
+    x *= 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.2, 2.0) * t) ** 2
+    x = 0.25 * x + 0.02 * rng.standard_normal(t.size)
+    out = np.stack([x * (1.0 - 0.2 * c) for c in range(channels)], axis=1)
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+def write_mp3(path: Path, samples, rate: int) -> Path:
+    import tensorflow_io as tfio
+
+    path.write_bytes(tfio.audio.encode_mp3(samples, rate=rate).numpy())
+    return path
+
+
+def write_long_mp3(path: Path, minutes: float, rate: int = 16000) -> Path:
+    """A ``minutes``-long mono mp3 written as concatenated pieces (mp3 frames concatenate)."""
+    seconds = minutes * 60.0
+    with open(path, "wb") as f:
+        done, i = 0.0, 0
+        while done < seconds:
+            piece = min(LONG_FILE_PIECE_SECONDS, seconds - done)
+            f.write(_encoded(music_like(piece, rate, 1, seed=1000 + i), rate))
+            done, i = done + piece, i + 1
+    return path
+
+
+def _encoded(samples, rate: int) -> bytes:
+    import tensorflow_io as tfio
+
+    return tfio.audio.encode_mp3(samples, rate=rate).numpy()
+
+
+def demo_run(folder: Path) -> tuple[Path, str]:
+    """A run directory with a freshly initialised model at the demo's settings; returns (path, description)."""
+    from hvd_magtag.config import Experiment, ModelConfig
+    from hvd_magtag.data.mtat import load_top50_tags
+    from hvd_magtag.demo import DEMO_CONFIG
+    from hvd_magtag.models.registry import create_model
+    from hvd_magtag.rundir import RunDir
+
+    model_cfg = Experiment.load(DEMO_CONFIG).model if DEMO_CONFIG.is_file() else ModelConfig()
+    tags = load_top50_tags()
+    model = create_model(model_cfg.name, n_tags=len(tags), **model_cfg.overrides)
+    run = RunDir(folder / "demo-model")
+    run.best_weights.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(str(run.best_weights))
+    run.write_run_info(
+        {
+            "model": model_cfg.name,
+            "overrides": dict(model_cfg.overrides),
+            "spec": model.spec.to_dict(),
+            "tags": tags,
+        }
+    )
+    overrides = ",".join(f"{k}={v}" for k, v in model_cfg.overrides.items())
+    return run.path, f"{model_cfg.name}({overrides}) {model.count_params():,} params"
+
+
+class RssSampler:
+    """Peak resident set size (MB) of this process while the ``with`` block runs, sampled every
+    ``interval`` seconds by a background thread (psutil), plus the RSS when the block starts."""
+
+    def __init__(self, interval: float = 0.02):
+        import psutil
+
+        self._process = psutil.Process()
+        self.interval = interval
+        self.start_mb = self.peak_mb = 0.0
+
+    def _rss_mb(self) -> float:
+        return self._process.memory_info().rss / 2**20
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, self._rss_mb())
+
+    def __enter__(self) -> RssSampler:
+        import threading
+
+        self.start_mb = self.peak_mb = self._rss_mb()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self._rss_mb())
+
+
+def measure_rss(model: str, files: list[str], whole_last: bool = True) -> dict:
+    """In THIS process: load ``model``, warm up, then tag ``files`` one after another with ``Tagger.tag``
+    and, if ``whole_last``, the last file again with the exported ``from_bytes`` (whole file in one graph
+    call: the contrast to streaming). Returns the RSS (MB) after loading and the peak RSS during each step
+    (:class:`RssSampler`). Run it in a fresh process (see ``run``) so nothing else inflates the numbers."""
+    import time
+
+    import numpy as np
+
+    from hvd_magtag.audio import format_of
+    from hvd_magtag.tag import Tagger
+
+    tagger = Tagger(model)
+    tagger.predict_windows(np.zeros((1, tagger.spec.window), np.float32))  # trace the graph
+    with RssSampler() as idle:
+        time.sleep(0.2)
+    out = {"baseline_mb": idle.peak_mb, "files": []}
+    for path in files:
+        t0 = time.perf_counter()
+        with RssSampler() as rss:
+            result = tagger.tag(path)
+        out["files"].append(
+            {
+                "path": path,
+                "peak_mb": rss.peak_mb,
+                "seconds": time.perf_counter() - t0,
+                "audio_seconds": result.duration,
+                "windows": int(result.taggram.shape[0]),
+            }
+        )
+    if whole_last and files:
+        t0 = time.perf_counter()
+        with RssSampler() as rss:
+            whole = tagger.module.from_bytes(Path(files[-1]).read_bytes(), format_of(files[-1]))
+        out["whole_file"] = {
+            "path": files[-1],
+            "peak_mb": rss.peak_mb,
+            "seconds": time.perf_counter() - t0,
+            "windows": int(whole["taggram"].shape[0]),
+        }
+    return out
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    import numpy as np
+
+    from hvd_magtag.tag import Tagger
+
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="hvd_magtag_bench_tag_") as tmp_name:
+        tmp = Path(tmp_name)
+        if args.model:
+            model_path, model_desc = Path(args.model).expanduser().resolve(), str(args.model)
+        else:
+            model_path, model_desc = demo_run(tmp)
+        tagger = Tagger(model_path)
+        spec = tagger.spec
+        windows_per_clip = -(-int(CLIP_SECONDS * spec.sample_rate) // spec.window)
+        log.info("model %s: window %d samples (%.2f s)", model_desc, spec.window, spec.window_seconds)
+        common = {"model": model_desc, "window_s": round(spec.window_seconds, 3)}
+
+        # model alone on pre-cut windows
+        windows = (
+            np.random.default_rng(0).standard_normal((windows_per_clip * 2, spec.window)).astype(np.float32)
+        )
+        windows *= 0.1
+        mean, sd = timed(lambda: tagger.predict_windows(windows), warmup=1, iters=args.iters)
+        n = len(windows)
+        rows.append(
+            row(
+                BENCH,
+                "model (pre-cut windows)",
+                "windows/s",
+                n / mean,
+                "windows/s",
+                n * sd / mean**2,
+                **common,
+            )
+        )
+        rows.append(
+            row(
+                BENCH,
+                "model (pre-cut windows)",
+                "30s clips/s",
+                n / mean / windows_per_clip,
+                "clips/s",
+                **common,
+            )
+        )
+
+        for case, rate, channels in INPUT_KINDS:
+            folder = tmp / case
+            folder.mkdir()
+            files = [
+                write_mp3(folder / f"clip{i:03d}.mp3", music_like(CLIP_SECONDS, rate, channels, seed=i), rate)
+                for i in range(args.clips)
+            ]
+
+            def decode_all(files=files) -> None:
+                for f in files:
+                    for _ in tagger.window_chunks(f):
+                        pass
+
+            mean, sd = timed(decode_all, warmup=1, iters=args.iters)
+            k = len(files)
+            rows.append(
+                row(BENCH, f"decode {case}", "30s clips/s", k / mean, "clips/s", k * sd / mean**2, **common)
+            )
+
+            def tag_all(files=files) -> None:
+                results = tagger.tag_many(files, workers=args.workers)
+                bad = [r for r in results if not hasattr(r, "clip")]
+                if bad:
+                    raise RuntimeError(f"bench clip failed to tag: {bad[0]}")
+
+            mean, sd = timed(tag_all, warmup=1, iters=args.iters)
+            rows.append(
+                row(
+                    BENCH,
+                    f"end-to-end {case} workers={args.workers}",
+                    "30s clips/s",
+                    k / mean,
+                    "clips/s",
+                    k * sd / mean**2,
+                    **common,
+                )
+            )
+
+        if args.hour_minutes > 0:
+            short = tmp / INPUT_KINDS[0][0] / "clip000.mp3"
+            long_file = write_long_mp3(tmp / "long.mp3", args.hour_minutes)
+            code = (
+                "import json, sys; from hvd_magtag.bench.tag import measure_rss; "
+                "print(json.dumps(measure_rss(sys.argv[1], sys.argv[2:])))"
+            )
+            proc = subprocess.run(
+                [sys.executable, "-c", code, str(model_path), str(short), str(long_file)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise RuntimeError(f"RSS measurement process failed: {proc.stderr.strip().splitlines()[-1:]}")
+            rss = json.loads(proc.stdout.strip().splitlines()[-1])
+            (short_r, long_r) = rss["files"]
+            label = f"{args.hour_minutes:g} min 16k mono mp3"
+            rows.append(row(BENCH, "memory: model loaded", "peak RSS", rss["baseline_mb"], "MB", **common))
+            rows.append(row(BENCH, "memory: + 30 s clip", "peak RSS", short_r["peak_mb"], "MB", **common))
+            rows.append(
+                row(
+                    BENCH,
+                    f"memory: + {label}",
+                    "peak RSS",
+                    long_r["peak_mb"],
+                    "MB",
+                    windows=long_r["windows"],
+                    **common,
+                )
+            )
+            whole = rss["whole_file"]
+            rows.append(
+                row(BENCH, "memory: + same, whole in graph", "peak RSS", whole["peak_mb"], "MB", **common)
+            )
+            rows.append(
+                row(
+                    BENCH,
+                    f"speed: {label}",
+                    "x real time",
+                    long_r["audio_seconds"] / long_r["seconds"],
+                    "x",
+                    seconds=round(long_r["seconds"], 1),
+                    **common,
+                )
+            )
+    return rows
