@@ -408,13 +408,14 @@ def get_logger(name: str) -> logging.Logger:
     """A logger that emits on rank 0 only (ERROR and above from every rank), prefixed ``[rank r/size]``.
 
     The logger gets its own stderr handler at INFO and does not propagate (so records are not printed
-    twice when the root logger is configured too). Safe to call before :func:`init` (the rank then comes
-    from the launcher's environment).
+    twice when the root logger is configured too). The rank filter sits on the handler, so records of
+    child loggers (``name + ".x"``) that propagate to it are filtered and prefixed the same way. Safe to
+    call before :func:`init` (the rank then comes from the launcher's environment).
     """
     logger = logging.getLogger(name)
-    if not any(isinstance(f, _RankFilter) for f in logger.filters):
-        logger.addFilter(_RankFilter())
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
+        handler.addFilter(_RankFilter())
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logger.addHandler(handler)
         if logger.level == logging.NOTSET:

@@ -227,12 +227,15 @@ def test_local_broadcast_builds_the_optimizer_and_keeps_weights(ctx):
 def test_logger_emits_on_rank0_only(ctx, capsys, monkeypatch):
     log = distributed.get_logger(f"hvd_magtag.tests.{uuid.uuid4().hex}")
     log.info("hello from the root")
+    log.getChild("part").info("hello from a child logger")
     err = capsys.readouterr().err
     assert "hello from the root" in err and "[rank 0/1]" in err
+    assert "[rank 0/1] INFO " + log.name + ".part: hello from a child logger" in err
     monkeypatch.setattr(distributed, "_context", distributed.Context(1, 2, 1, 2, False, 1, "horovod"))
     log.info("info from rank one")
     log.warning("warning from rank one")
     log.error("error from rank one")
+    log.getChild("part").info("child info from rank one")
     err = capsys.readouterr().err
     assert "info from rank one" not in err and "warning from rank one" not in err
     assert "[rank 1/2] ERROR" in err and "error from rank one" in err
