@@ -29,7 +29,7 @@ from pathlib import Path
 DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
 #: Synthetic dataset size for the demo: clips and seconds per clip (a couple of minutes to synthesise).
 DEMO_CLIPS = 3000
-DEMO_CLIP_SECONDS = 4.0
+DEMO_CLIP_SECONDS = 3.0
 
 
 class DemoError(RuntimeError):
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     _log("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {total:.0f} s")
     _log(f"run directory: {run_dir}")
     _log(f"TensorBoard:   {Path(py).parent / 'tensorboard'} --logdir {run_dir / 'tensorboard'}")
-    _log(f"tag a song:    {py} -m hvd_magtag.tag song.mp3 --run {run_dir}")
+    _log(f"tag a song:    {py} -m hvd_magtag.tag song.mp3 --model {run_dir} --top-k 5")
     return 0
 
 

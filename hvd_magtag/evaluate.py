@@ -115,11 +115,12 @@ def load_split(run, data_cfg, split: str, ctx):
 def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=None, data_root=None):
     """Evaluate ``run_dir`` (collective under horovodrun); returns the result dict on every rank."""
     from hvd_magtag import distributed
-    from hvd_magtag.rundir import RunDir, atomic_write_text
+    from hvd_magtag.rundir import RunDir, RunDirError, atomic_write_text
 
     ctx = distributed.init()
     log = distributed.get_logger("hvd_magtag.evaluate")
     run = RunDir(run_dir)
+    model_name = run.info["model"]  # "not a run directory" before anything else
     exp = run.config
     if data_root:
         exp.data.root = str(data_root)
@@ -128,8 +129,15 @@ def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=
     clips, manifest = load_split(run, exp.data, split, ctx)
 
     model = run.build_model()
-    if ctx.is_root:  # one reader (run dirs need not be on a shared file system), then broadcast
-        model.load_weights(str(run.weights_path(weights)))
+    problem = None
+    if ctx.is_root:  # one reader of the weights, then broadcast; a missing file stops every rank
+        try:
+            model.load_weights(str(run.weights_path(weights)))
+        except (RunDirError, OSError, ValueError) as e:
+            problem = e
+    problem = distributed.broadcast_object(problem)
+    if problem is not None:
+        raise problem
     distributed.broadcast_variables(model.variables)
 
     started = time.perf_counter()
@@ -145,8 +153,11 @@ def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=
         atomic_write_text(
             run.results_path, json.dumps(metrics.json_safe(all_results), indent=2, sort_keys=True) + "\n"
         )
-        title = f"{run.info['model']} on {split} ({result['n_clips']} clips, {windows} windows/clip, {weights} weights)"
-        log.info("%s\n\nresults: %s", metrics.format_table(result, title=title), run.results_path)
+        title = (
+            f"{model_name} on {split} ({result['n_clips']} clips, {windows} windows/clip, {weights} weights)"
+        )
+        print(metrics.format_table(result, title=title), flush=True)  # the product of this command (rank 0)
+        log.info("results: %s and %s", run.results_path, run.path / f"per_tag_{split}.csv")
     return result
 
 

@@ -137,18 +137,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_data(data_cfg, ctx):
-    """(catalog without bad files, manifest). Rank 0 validates (and caches) first; the others then reuse
-    the cache, so N ranks never scan the dataset at once."""
+    """(catalog without bad files, manifest). Rank 0 reads the metadata and validates the files (the manifest
+    is cached beside the data); the others receive both, so N ranks never scan the dataset at once. A
+    one-line error on rank 0 (missing dataset, bad metadata) is raised on every rank. Collective."""
     from hvd_magtag import distributed
     from hvd_magtag.data import load_catalog, manifest
 
-    catalog = load_catalog(data_cfg)
+    payload = None
     if ctx.is_root:
-        result = manifest.validate(catalog)
-    distributed.barrier()
-    if not ctx.is_root:
-        result = manifest.validate(catalog)
-    return result
+        try:
+            payload = ("ok", manifest.validate(load_catalog(data_cfg)))  # other ranks idle: all cores
+        except (ValueError, OSError) as e:
+            payload = ("error", e)
+    kind, value = distributed.broadcast_object(payload)
+    if kind == "error":
+        raise value
+    return value
 
 
 def runs_root() -> Path:
