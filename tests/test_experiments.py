@@ -78,3 +78,31 @@ def test_batch_with_a_failing_point_completes_the_others(tmp_path):
     assert by_value.loc[1, "valid_roc_auc"] == pytest.approx(0.6)
     assert (out / "results.xlsx").stat().st_size > 0
     assert "| run |" in (out / "results.md").read_text()
+
+
+GRIDS = sorted((Path(experiments.NOTEBOOKS_DIR) / "grids").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=[g.stem for g in GRIDS])
+def test_shipped_grids_validate_and_name_registered_models(grid, tmp_path):
+    from hvd_magtag.models import get_spec, list_models
+
+    statuses = experiments.run_grid(grid, tmp_path / "out", dry_run=True)
+    assert len(statuses) >= 2 and len({s["name"] for s in statuses}) == len(statuses)
+    for s in statuses:
+        params = s["parameters"]
+        assert params["model"] in list_models()
+        get_spec(params["model"], **params.get("overrides", {}))  # overrides are accepted by the spec
+
+
+def test_study_questions_all_have_a_grid():
+    names = {g.stem for g in GRIDS}
+    assert {
+        "kernel_size",
+        "dilation",
+        "multikernel",
+        "residual_se",
+        "stochastic_pooling",
+        "windowing",
+        "raw_vs_fbank",
+    } <= names
