@@ -6,7 +6,7 @@ Python::
     hvd_magtag.top_tags("song.mp3", model="runs/samplecnn", top_k=5)   # [("guitar", 0.81), ...]
     tags, grid = hvd_magtag.taggram("song.mp3", model=RUN)              # grid: [n_windows, n_tags]
     hvd_magtag.embed("song.mp3", model=RUN)                             # {"windows": [n_windows, D], "clip": [D]}
-    tagger = hvd_magtag.tag.Tagger(RUN)                                  # load once, reuse
+    tagger = hvd_magtag.Tagger(RUN)                                      # load once, reuse
     result = tagger.tag("song.mp3"); result.top(5)
 
 Command line::
@@ -21,15 +21,16 @@ same graph functions (:func:`hvd_magtag.export.tagging_module`).
 Input: mp3, wav (16-bit PCM), flac (16-bit), ogg (Vorbis); mono or multi-channel (averaged to mono); any
 sample rate (resampled to the model's ``spec.sample_rate``); any length. The audio is cut into consecutive
 windows of ``spec.window`` samples over the whole file, the last one zero-padded (a file shorter than one
-window gives one zero-padded window). Files are read in segments of :data:`SEGMENT_SECONDS` seconds
-(resampled with a margin so that segment joins are seamless) and windows go through the model in chunks of
-:data:`CHUNK_WINDOWS`, so memory stays bounded for hour-long files. Probabilities are sigmoid outputs in
+window gives one zero-padded window). Files up to :data:`WHOLE_FILE_MAX_BYTES` are decoded whole (the graph
+of the exported ``from_bytes``); larger ones are read in segments of :data:`SEGMENT_SECONDS` seconds
+(resampled with a margin so that segment joins are seamless, one such file at a time). Windows go through the
+model in chunks of :data:`CHUNK_WINDOWS`, so memory stays bounded for hour-long files. Probabilities are sigmoid outputs in
 [0, 1]; a file's clip probabilities are the mean of its window probabilities (split models; see
 :mod:`hvd_magtag.export` for superpool models).
 
 Folders are searched recursively for files with an extension in ``hvd_magtag.audio.FORMATS``. ``--workers``
-threads decode and resample files in parallel and feed the model (one consumer), several short files per
-model call.
+threads decode and resample files in parallel and feed the model (one consumer; several short files' windows
+share a model call). A progress bar (tqdm, stderr) is shown when a folder is given, unless ``--quiet``.
 
 JSON output (``--format json``), schema version 1::
 
@@ -296,9 +297,9 @@ class Tagger:
         """Stream a file as chunks ``[k <= chunk_windows, spec.window]`` of consecutive windows (the last
         window zero-padded) with the seconds of source audio each chunk completes."""
         window = self.spec.window
-        carry = np.zeros(0, np.float32)
-        ready: list[np.ndarray] = []
-        seconds = 0.0
+        carry = np.zeros(0, np.float32)  # samples after the last whole window so far
+        ready: list[np.ndarray] = []  # whole windows not yet yielded
+        seconds, yielded = 0.0, False
         for piece, piece_seconds in self.segments(path):
             seconds += piece_seconds
             buf = np.concatenate([carry, piece]) if carry.size else piece
@@ -308,10 +309,11 @@ class Tagger:
             carry = buf[k * window :].copy()
             while len(ready) >= self.chunk_windows:
                 yield np.stack(ready[: self.chunk_windows]), seconds
-                ready, seconds = ready[self.chunk_windows :], 0.0
-        if carry.size or not ready:
+                ready, seconds, yielded = ready[self.chunk_windows :], 0.0, True
+        if carry.size or not (ready or yielded):  # the tail (or a file shorter than a window), zero-padded
             ready.append(np.pad(carry, (0, window - carry.size)))
-        yield np.stack(ready), seconds
+        if ready:
+            yield np.stack(ready), seconds
 
     # -- predicting ------------------------------------------------------------------------------------
     def predict_windows(self, windows: np.ndarray) -> dict[str, np.ndarray]:

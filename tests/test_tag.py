@@ -103,10 +103,19 @@ def test_window_count_covers_the_whole_file(tagger, tmp_path):
     n = int(2.5 * window)
     longer = tagger.tag(fx.write(tmp_path / "long.wav", fx.tone(fx.LOW_HZ, n / 16000, 16000), 16000))
     assert longer.taggram.shape[0] == 3 == longer.embedding.shape[0]
+    exact = fx.write(tmp_path / "exact.wav", fx.tone(fx.LOW_HZ, 4 * window / 16000, 16000), 16000)
+    for chunk in (2, 3, 4, 32):  # chunk boundaries at, before and after the end of the file: no extra window
+        assert (
+            Tagger.from_keras(*_model_and_tags(tagger), chunk_windows=chunk).tag(exact).taggram.shape[0] == 4
+        )
     # the padded last window is the file's tail followed by zeros
     decoded = tf.audio.decode_wav((tmp_path / "long.wav").read_bytes()).audio.numpy()[:, 0]
     last = consecutive_windows(tf.constant(decoded), window).numpy()[-1]
     assert np.all(last[n - 2 * window :] == 0) and np.any(last[: n - 2 * window] != 0)
+
+
+def _model_and_tags(tagger: Tagger):
+    return tagger.module.model, tagger.tags
 
 
 def test_every_format_gives_the_same_tags(tagger, tmp_path):
