@@ -226,15 +226,15 @@ def test_fbank_maps_profile_peaks_at_tone_band_and_vocoder_duration():
 
 
 # -- both commands end to end on a tiny run directory of a registered model -----------------------------------
-def tiny_run(path, tags=("rock", "piano", "quiet")):
+def tiny_run(path, name="samplecnn", overrides=None, tags=("rock", "piano", "quiet")):
     from hvd_magtag.models.registry import create_model
     from hvd_magtag.rundir import RunDir
 
-    overrides = {"m": 3, "n": 3, "width": 0.125}
-    model = create_model("samplecnn", n_tags=len(tags), **overrides)
+    overrides = {"m": 3, "n": 3, "width": 0.125} if overrides is None else overrides
+    model = create_model(name, n_tags=len(tags), **overrides)
     run = RunDir(path)
     run.write_run_info(
-        {"model": "samplecnn", "overrides": overrides, "spec": model.spec.to_dict(), "tags": list(tags)}
+        {"model": name, "overrides": overrides, "spec": model.spec.to_dict(), "tags": list(tags)}
     )
     run.best_weights.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(str(run.best_weights))
@@ -273,3 +273,24 @@ def test_cli_end_to_end(tmp_path):
         assert npz["values"].shape == (layers[0]["channels"], filters.KERNEL_NFFT // 2 + 1)
         assert np.all(np.diff(npz["peak_hz"]) >= 0)  # sorted by centre frequency
     assert (fout / "transfer" / "conv0.csv").read_text().startswith("channel,")
+
+
+def test_cli_spectrogram_model(tmp_path):
+    from scipy.io import wavfile
+
+    from hvd_magtag.analysis.__main__ import main
+
+    run = tiny_run(tmp_path / "run", "shortchunk_cnn", {"width": 0.0625})
+    spec = run.spec
+    write_clip(tmp_path / "clip.wav", 0.5, freq_hz=1000.0)
+    out = tmp_path / "maps"
+    assert main(["featuremaps", str(run.path), "--clip", str(tmp_path / "clip.wav"), "--out", str(out)]) == 0
+    layers = json.loads((out / "run" / "layers.json").read_text())
+    assert layers[0]["kind"] == "2d" and layers[0]["rate_hz"] == pytest.approx(RATE / spec.fbank.hop_length)
+    rate, pcm = wavfile.read(out / "run" / layers[0]["name"] / "ch000.wav")
+    assert rate == RATE and len(pcm) == int(0.5 * RATE)
+    fout = tmp_path / "filters"
+    assert main(["filters", str(run.path), "--clip", str(tmp_path / "clip.wav"), "--out", str(fout)]) == 0
+    with np.load(fout / "profiles" / f"{layers[0]['name']}.npz") as npz:
+        assert npz["values"].shape == (layers[0]["channels"], spec.fbank.n_mels)
+    assert (fout / "profile_transfer" / f"{layers[1]['name']}.png").is_file()

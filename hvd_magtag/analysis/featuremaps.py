@@ -8,8 +8,9 @@ Vocabulary (used across :mod:`hvd_magtag.analysis`):
   clip is its output (before any batch norm / activation that follows) with the clip's consecutive windows
   concatenated along time: ``[time, channels]`` for 1-D layers, ``[time, freq, channels]`` for 2-D layers
   (freq = the mel axis after the layer's pooling so far).
-- A layer's *stride* is the number of audio samples per map step (``spec.window / map steps per window``,
-  rounded to an integer when within 5 % of one) and its *rate* is ``spec.sample_rate / stride`` (Hz): a
+- A layer's *stride* is the number of audio samples per map step: input steps per map step (``window /
+  steps`` for raw input, ``frames / steps`` times ``hop_length`` for filterbank input; rounded to an
+  integer when within 5 % of one) and its *rate* is ``spec.sample_rate / stride`` (Hz): a
   layer at rate r covers audio frequencies 0..r/2.
 
 Sonification (:func:`sonify_1d`, :func:`sonify_2d`) renders each channel at the audio rate
@@ -51,6 +52,8 @@ LIMITER_KNEE_DBFS = -6.0
 SILENT_RELATIVE_RMS = 1e-6
 #: Name of the superpool models' per-window sub-model (hvd_magtag.models.raw convention).
 WINDOW_ENCODER = "window_encoder"
+#: Largest up-sampling factor of one resampling stage (bigger ratios are cascaded).
+MAX_STAGE_FACTOR = 27
 #: Strides within this relative distance of an integer are snapped to it.
 _STRIDE_SNAP = 0.05
 
@@ -135,14 +138,15 @@ def _snap_stride(stride: float) -> float:
 def describe_layers(encoder, spec) -> list[ConvLayerInfo]:
     """Rates, strides and shapes of ``encoder``'s conv layers for input ``spec`` (a ModelSpec)."""
     infos: list[ConvLayerInfo] = []
-    prev_rate = float(spec.sample_rate)
-    if spec.input == "fbank":
-        prev_rate = spec.sample_rate / spec.fbank.hop_length
+    # the model input's time axis: audio samples (raw) or filterbank frames, hop_length samples apart (fbank)
+    input_steps = spec.window_shape()[0]
+    input_stride = 1 if spec.input == "raw" else spec.fbank.hop_length
+    prev_rate = spec.sample_rate / input_stride
     for layer in conv_layers(encoder):
         shape = tuple(layer.output.shape)
         steps = int(shape[1])
         kind = "1d" if len(shape) == 3 else "2d"
-        stride = _snap_stride(spec.window / steps)
+        stride = input_stride * _snap_stride(input_steps / steps)
         rate = spec.sample_rate / stride
         infos.append(
             ConvLayerInfo(
@@ -289,45 +293,77 @@ def normalise_loudness(
 ) -> np.ndarray:
     """Remove DC, scale to ``target_rms_dbfs`` RMS, then soft-limit peaks above ``knee_dbfs`` to ``ceiling_dbfs``.
 
-    The limiter is static and continuous with unit slope at the knee: above it, magnitudes follow
+    Works along the last axis of ``y`` ([samples] or [channels, samples]). The limiter is static and
+    continuous with unit slope at the knee: above it, magnitudes follow
     ``knee + (ceiling - knee) * tanh((|y| - knee) / (ceiling - knee))``, so nothing exceeds the ceiling.
-    An all-zero (or constant) input comes back as zeros.
+    An all-zero (or constant) signal comes back as zeros.
     """
-    y = np.asarray(y, np.float64)
-    y = y - y.mean()
-    rms = float(np.sqrt(np.mean(y**2))) if y.size else 0.0
-    if rms <= 1e-12:
-        return np.zeros_like(y, np.float32)
-    y = y * (_db_to_amp(target_rms_dbfs) / rms)
+    y = np.array(y, np.float32)  # a copy: scaled and limited in place
+    y -= y.mean(axis=-1, keepdims=True)
+    rms = np.sqrt(np.mean(np.square(y, dtype=np.float64), axis=-1, keepdims=True))
+    y *= np.where(rms > 1e-12, _db_to_amp(target_rms_dbfs) / np.maximum(rms, 1e-12), 0.0).astype(np.float32)
     knee, ceiling = _db_to_amp(knee_dbfs), _db_to_amp(ceiling_dbfs)
-    mag = np.abs(y)
-    over = mag > knee
-    mag[over] = knee + (ceiling - knee) * np.tanh((mag[over] - knee) / (ceiling - knee))
-    return (np.sign(y) * mag).astype(np.float32)
+    rows = y.reshape(-1, y.shape[-1]) if y.size else y.reshape(0, 0)
+    for r in np.nonzero(np.abs(rows).max(axis=-1, initial=0.0) > knee)[0]:
+        idx = np.nonzero(np.abs(rows[r]) > knee)[0]  # usually a few samples: limit only those
+        v = rows[r, idx]
+        rows[r, idx] = np.sign(v) * (knee + (ceiling - knee) * np.tanh((np.abs(v) - knee) / (ceiling - knee)))
+    return y
+
+
+def _stage_factors(factor: int, max_stage: int = MAX_STAGE_FACTOR) -> list[int]:
+    """``factor`` split into stages (products of its prime factors) of at most ``max_stage``, ascending."""
+    primes, n, p = [], factor, 2
+    while n > 1:
+        while n % p == 0:
+            primes.append(p)
+            n //= p
+        p += 1
+    stages, current = [], 1
+    for q in sorted(primes, reverse=True):
+        if current * q > max_stage and current > 1:
+            stages.append(current)
+            current = 1
+        current *= q
+    stages.append(current)
+    return sorted(stages)
 
 
 def upsample(x: np.ndarray, rate_hz: float, sample_rate: int, axis: int = 0) -> np.ndarray:
-    """``x`` sampled at ``rate_hz`` resampled to ``sample_rate`` Hz along ``axis`` (scipy polyphase, Kaiser)."""
+    """``x`` sampled at ``rate_hz`` resampled to ``sample_rate`` Hz along ``axis``: float32.
+
+    The ratio ``sample_rate / rate_hz = up / down`` (as a fraction) is done with ``scipy.signal.resample_poly``
+    (polyphase, Kaiser-windowed FIR at each stage's Nyquist) in cascaded up-stages of at most
+    :data:`MAX_STAGE_FACTOR` (3^9 = 19683 in one go would design a 400k-tap filter and take minutes; the
+    cascade does the same band-limited interpolation in about a second), then one ``down`` stage.
+    """
     from scipy.signal import resample_poly
 
     ratio = Fraction(sample_rate / rate_hz).limit_denominator(1000)
-    if ratio == 1:
-        return np.asarray(x, np.float32)
-    return resample_poly(np.asarray(x, np.float64), ratio.numerator, ratio.denominator, axis=axis).astype(
-        np.float32
-    )
+    y = np.moveaxis(np.asarray(x, np.float32), axis, -1)
+    y = np.ascontiguousarray(y)
+    if ratio != 1:
+        for stage in _stage_factors(ratio.numerator):
+            if stage > 1:
+                y = resample_poly(y, stage, 1, axis=-1)
+        if ratio.denominator > 1:
+            y = resample_poly(y, 1, ratio.denominator, axis=-1)
+    return np.moveaxis(y.astype(np.float32), -1, axis)
 
 
 def sonify_1d(maps: np.ndarray, rate_hz: float, sample_rate: int, n_samples: int) -> np.ndarray:
-    """1-D maps [time, channels] at ``rate_hz`` -> loudness-normalised audio [n_samples, channels] at ``sample_rate``."""
-    maps = np.asarray(maps, np.float64)
-    centred = maps - maps.mean(axis=0, keepdims=True)  # DC off before resampling (no edge transients)
-    up = upsample(centred, rate_hz, sample_rate, axis=0)
-    out = np.zeros((n_samples, maps.shape[1]), np.float32)
-    n = min(n_samples, len(up))
-    for c in range(maps.shape[1]):
-        out[:n, c] = normalise_loudness(up[:n, c])
-    return out
+    """1-D maps [time, channels] at ``rate_hz`` -> loudness-normalised audio [n_samples, channels] at ``sample_rate``.
+
+    DC is removed before resampling (no edge transients), the upsampled signal is cut or zero-padded to
+    ``n_samples`` and normalised per channel (:func:`normalise_loudness`).
+    """
+    rows = np.asarray(maps, np.float32).T  # [channels, time]: contiguous rows for the resampler
+    rows = rows - rows.mean(axis=1, keepdims=True)
+    up = upsample(rows, rate_hz, sample_rate, axis=1)
+    out = np.zeros((rows.shape[0], n_samples), np.float32)
+    n = min(n_samples, up.shape[1])
+    out[:, :n] = normalise_loudness(up[:, :n])
+    return out.T
 
 
 def mel_centres_hz(fbank, sample_rate: int) -> np.ndarray:
@@ -381,12 +417,18 @@ def sonify_2d(maps: np.ndarray, spec, n_samples: int, seed: int = 0) -> np.ndarr
     return out
 
 
+def to_pcm16(y: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1] -> int16 PCM (rounded, clipped), any shape."""
+    scaled = np.rint(np.asarray(y, np.float32) * 32767.0)
+    return np.clip(scaled, -32768, 32767).astype(np.int16)
+
+
 def write_wav(path: Path, y: np.ndarray, sample_rate: int) -> None:
-    """Write mono float audio in [-1, 1] as a 16-bit PCM WAV."""
+    """Write mono audio as a 16-bit PCM WAV: float in [-1, 1] (converted by :func:`to_pcm16`) or int16."""
     from scipy.io import wavfile
 
-    pcm = np.clip(np.round(np.asarray(y, np.float64) * 32767.0), -32768, 32767).astype(np.int16)
-    wavfile.write(str(path), int(sample_rate), pcm)
+    pcm = y if np.asarray(y).dtype == np.int16 else to_pcm16(y)
+    wavfile.write(str(path), int(sample_rate), np.ascontiguousarray(pcm))
 
 
 # -- per-channel statistics ----------------------------------------------------------------------------------
@@ -444,7 +486,7 @@ def render_run(
     spec = model.spec
     out_dir.mkdir(parents=True, exist_ok=True)
     maps, infos = feature_maps(model, waveform, layer_names)
-    np.savez_compressed(
+    np.savez(
         out_dir / "featuremaps.npz",
         __layers__=np.array([i.name for i in infos]),
         __rates_hz__=np.array([i.rate_hz for i in infos]),
@@ -472,9 +514,10 @@ def render_run(
         layer_dir = out_dir / info.name
         layer_dir.mkdir(exist_ok=True)
         loudest = float(rms.max()) if rms.size else 0.0
+        pcm = to_pcm16(audio.T)  # [channels, samples]
         for k, c in enumerate(channels):
             wav = layer_dir / f"ch{c:03d}.wav"
-            write_wav(wav, audio[:, k], spec.sample_rate)
+            write_wav(wav, pcm[k], spec.sample_rate)
             rows.append(
                 ChannelRow(
                     run=run_label,

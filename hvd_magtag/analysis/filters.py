@@ -331,7 +331,7 @@ def run_filters(
                     lv.mag[order],
                     f"{lv.name} ({lv.rate_hz:.1f} Hz): {what}",
                     axis,
-                    xmax_hz=nyquist,
+                    xmax_hz=lv.rate_hz / 2,
                     extra={"channels": order, "rate_hz": np.array(lv.rate_hz)},
                 )
                 lines.append(f"- {folder}/{lv.name}: [png]({folder}/{lv.name}.png)")
@@ -350,17 +350,20 @@ def run_filters(
             ("profile_transfer", profile_transfer, "RMS profile vs the layer below"),
         ):
             for lv in group:
-                values = lv.mag - np.nanmin(lv.mag) if folder == "profiles" else lv.mag
-                order = peak_order(lv.freqs_hz, values)
+                is_profile = folder == "profiles"
+                order = peak_order(lv.freqs_hz, lv.mag)
                 stem = out / folder / lv.name
                 plots.heatmap(
                     stem,
                     lv.freqs_hz,
-                    values[order],
-                    f"{lv.name}: {what} (min-shifted)" if folder == "profiles" else f"{lv.name}: {what}",
+                    lv.mag[order],
+                    f"{lv.name}: {what}",
                     axis,
                     xmax_hz=nyquist,
-                    extra={"channels": order, "raw": lv.mag[order]},
+                    extra={"channels": order},
+                    db=not is_profile,
+                    colorbar_label="mean map value" if is_profile else "dB re max",
+                    ylabel="channel (sorted by peak mel band)",
                 )
                 lines.append(f"- {folder}/{lv.name}: [png]({folder}/{lv.name}.png)")
     lines += [

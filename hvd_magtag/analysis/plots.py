@@ -1,6 +1,6 @@
 """Figures for :mod:`hvd_magtag.analysis`: channel x frequency heatmaps on a log or mel axis.
 
-Every figure is written as ``<stem>.png`` and ``<stem>.svg`` with its numbers beside it as ``<stem>.npz``
+Every figure is written as ``<stem>.png`` and ``<stem>.svg`` (heatmap cells rasterised inside the SVG) with its numbers beside it as ``<stem>.npz``
 (all arrays) and ``<stem>.csv`` (one row per channel, one column per frequency in Hz), so a notebook can
 redraw it without re-running the model. matplotlib runs on the Agg backend (no display needed).
 """
@@ -16,7 +16,8 @@ import numpy as np
 AXES = ("log", "mel")
 #: Dynamic range (dB) shown in heatmaps below each figure's maximum.
 DB_RANGE = 60.0
-#: Lowest frequency (Hz) drawn on a log axis (0 Hz has no place there).
+#: Lowest frequency (Hz) of the shared log axis of overview figures; layers whose Nyquist is below it are
+#: left out of the overview (their own figures have their own axis).
 LOG_AXIS_FLOOR_HZ = 20.0
 
 
@@ -67,26 +68,28 @@ def _edges(centres: np.ndarray) -> np.ndarray:
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
 
 
-def _draw_heatmap(ax, freqs_hz: np.ndarray, values_db: np.ndarray, axis: str, xmax_hz: float):
+def _draw_heatmap(ax, freqs_hz: np.ndarray, values_db: np.ndarray, axis: str, xmax_hz: float, xmin_hz: float):
+    """Draw on ``ax`` (x from ``xmin_hz`` to ``xmax_hz``; a log axis starts at the first positive bin)."""
     freqs_hz = np.asarray(freqs_hz, np.float64)
     if axis == "log":
-        keep = freqs_hz >= LOG_AXIS_FLOOR_HZ
-        if keep.sum() < 2:
-            keep = freqs_hz > 0
+        keep = freqs_hz > 0
         x = freqs_hz[keep]
-        edges = np.exp(_edges(np.log(x)))
+        edges = np.exp(_edges(np.log(x))) if len(x) > 1 else np.array([x[0] / 2, x[0] * 2])
         mesh = ax.pcolormesh(edges, np.arange(values_db.shape[0] + 1), values_db[:, keep], shading="flat")
         ax.set_xscale("log")
-        ax.set_xlim(max(LOG_AXIS_FLOOR_HZ, edges[0]) if edges[0] > 0 else LOG_AXIS_FLOOR_HZ, xmax_hz)
+        ax.set_xlim(max(xmin_hz, edges[0]), xmax_hz)
     elif axis == "mel":
         edges = _edges(hz_to_mel(freqs_hz))
         mesh = ax.pcolormesh(edges, np.arange(values_db.shape[0] + 1), values_db, shading="flat")
         ticks = np.array([t for t in (0, 250, 500, 1000, 2000, 4000, 8000, 16000) if t <= xmax_hz])
         ax.set_xticks(hz_to_mel(ticks))
         ax.set_xticklabels([f"{t / 1000:g}k" if t >= 1000 else str(t) for t in ticks])
-        ax.set_xlim(0, float(hz_to_mel(xmax_hz)))
+        ax.set_xlim(float(hz_to_mel(xmin_hz)), float(hz_to_mel(xmax_hz)))
     else:
         raise ValueError(f"--axis must be one of {', '.join(AXES)}, got {axis!r}")
+    mesh.set_rasterized(
+        True
+    )  # SVG: the cells as one embedded image (a path per cell is ~50 MB), axes as vectors
     ax.set_xlabel("frequency (Hz, audio axis)")
     return mesh
 
@@ -101,8 +104,10 @@ def heatmap(
     ylabel: str = "channel (sorted by peak frequency)",
     colorbar_label: str = "dB re max",
     extra: dict[str, np.ndarray] | None = None,
+    db: bool = True,
 ) -> None:
-    """Channel x frequency heatmap of magnitudes ``values`` [rows, freqs] (linear; drawn in dB re the max).
+    """Channel x frequency heatmap of ``values`` [rows, freqs]: magnitudes drawn in dB re the max (``db``),
+    or any values drawn linearly (``db=False``, e.g. mean map values that can be negative).
 
     Rows are drawn in the given order (sort beforehand); NaN cells (beyond a layer's Nyquist) stay blank.
     Writes ``stem.{png,svg,npz,csv}``.
@@ -112,8 +117,9 @@ def heatmap(
     save_numbers(stem, np.asarray(freqs_hz, np.float64), values, **(extra or {}))
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     xmax = float(xmax_hz if xmax_hz is not None else np.nanmax(freqs_hz))
-    mesh = _draw_heatmap(ax, freqs_hz, to_db(values), axis, xmax)
-    mesh.set_clim(-DB_RANGE, 0)
+    mesh = _draw_heatmap(ax, freqs_hz, to_db(values) if db else values, axis, xmax, 0.0)
+    if db:
+        mesh.set_clim(-DB_RANGE, 0)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     fig.colorbar(mesh, ax=ax, label=colorbar_label)
@@ -130,8 +136,10 @@ def stacked_heatmaps(
 ) -> None:
     """One heatmap per (name, freqs_hz, values) panel, stacked on a shared audio-frequency axis 0..xmax_hz.
 
-    Layers at lower rates fill only their 0..rate/2 part of the axis. Numbers go to ``stem.npz`` as
-    ``<name>__freqs_hz`` / ``<name>__values`` (no CSV: panels have different grids).
+    Layers at lower rates fill only their 0..rate/2 part of the axis. On a log axis (from
+    :data:`LOG_AXIS_FLOOR_HZ`) panels whose highest frequency is below the floor are left out and named in the
+    title. Numbers of every panel go to ``stem.npz`` as ``<name>__freqs_hz`` / ``<name>__values`` (no CSV:
+    panels have different grids).
     """
     plt = _pyplot()
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -140,10 +148,17 @@ def stacked_heatmaps(
         arrays[f"{name}__freqs_hz"] = np.asarray(f)
         arrays[f"{name}__values"] = np.asarray(v)
     np.savez_compressed(stem.with_suffix(".npz"), **arrays)
+    xmin = LOG_AXIS_FLOOR_HZ if axis == "log" else 0.0
+    hidden = [name for name, f, _ in panels if np.nanmax(f) <= xmin]
+    panels = [p for p in panels if p[0] not in hidden]
+    if hidden:
+        title += f"\n(below {xmin:g} Hz, not shown: {', '.join(hidden)})"
+    if not panels:
+        return
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 1.6 * len(panels) + 1), squeeze=False, sharex=True)
     mesh = None
     for ax, (name, f, v) in zip(axes[:, 0], panels):
-        mesh = _draw_heatmap(ax, f, to_db(v), axis, xmax_hz)
+        mesh = _draw_heatmap(ax, f, to_db(v), axis, xmax_hz, xmin)
         mesh.set_clim(-DB_RANGE, 0)
         ax.set_ylabel(name, fontsize=8)
         ax.set_yticks([])
