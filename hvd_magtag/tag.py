@@ -595,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.top_k < 1 or args.workers < 1:
         parser.error("--top-k and --workers must be >= 1")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # tensorflow-io's resampler warns on every trace
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     files, any_folder = audio_files(args.inputs)
     if not files:

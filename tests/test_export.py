@@ -134,6 +134,16 @@ def test_superpool_export_windows_and_groups(tmp_path):
     np.testing.assert_allclose(out["taggram"][:2], model(alone, training=False).numpy(), atol=EXPORT_ATOL)
     encoder = model.get_layer(export.WINDOW_ENCODER)
     np.testing.assert_allclose(out["embedding"], encoder(windows, training=False).numpy(), atol=EXPORT_ATOL)
+    # the Python Tagger on a file (one chunk of whole groups) gives the exported from_bytes result
+    from hvd_magtag.tag import Tagger
+
+    tagger = Tagger(run_dir)
+    assert tagger.chunk_windows % g == 0
+    wav = fx.write(tmp_path / "sp.wav", fx.tone(fx.LOW_HZ, (2 * g + 3) * spec.window / 16000, 16000), 16000)
+    got = tagger.tag(wav)
+    want = loaded.from_bytes(tf.constant(wav.read_bytes()), tf.constant("wav"))
+    assert got.taggram.shape == (2 * g + 3, len(run.tags))
+    np.testing.assert_allclose(got.clip, want["clip"].numpy(), atol=EXPORT_ATOL)
 
 
 def test_fbank_model_export_computes_features_in_graph(tmp_path):
