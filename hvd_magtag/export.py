@@ -21,14 +21,16 @@ Serving signatures (``loaded.signatures[name]``; the same functions are attribut
 
 and variables ``tags`` (string [n_tags]) and ``spec_json`` (string []) on the loaded object.
 
-Probabilities are sigmoid outputs in [0, 1]. ``clip`` is the mean of the taggram rows. Rows: for ``split``
-models one taggram row per window. For ``superpool`` models the taggram rows are the model applied to each
-window alone (the window's embedding through the cross-window pooling and classifier, layers after
-``unfold_windows``) and ``clip`` is the mean,
-over consecutive groups of ``spec.n_windows`` windows, of the model on each group (the last group is topped
-up with the clip's first windows, as many as needed); ``embedding`` rows are the ``window_encoder`` outputs.
-(For the window rows the pooling sees ``n_windows`` copies of one embedding: max, mean and attention pooling
-return it unchanged.)
+Probabilities are sigmoid outputs in [0, 1]; n_rows = n_windows. ``split`` models: one taggram row per
+window, ``clip`` = the mean of the rows. ``superpool`` models: taggram row i is the model on window i alone
+(its embedding through the layers after ``unfold_windows``: the pooling sees ``n_windows`` copies of one
+embedding, which max, mean and attention pooling return unchanged); ``clip`` is the mean, over consecutive
+groups of ``spec.n_windows`` windows, of the model on each group (the last group topped up with the clip's
+first windows); ``embedding`` rows are the ``window_encoder`` outputs.
+
+Whole-clip functions (``from_bytes``, ``from_waveform``) hold the decoded clip in memory; for hour-long
+files use :class:`hvd_magtag.tag.Tagger`, which streams segments through ``prepare`` and
+``predict_windows``. Zero-length audio raises ``InvalidArgumentError``.
 
 Model conventions relied on (hvd_magtag.models): the output layer is named ``tags``; a layer named
 ``embedding`` gives the per-window features of split models; superpool models hold a sub-model named
