@@ -243,11 +243,17 @@ def tiny_run(path, name="samplecnn", overrides=None, tags=("rock", "piano", "qui
 
 def test_cli_end_to_end(tmp_path):
     from hvd_magtag.analysis.__main__ import main
+    from hvd_magtag.config import Experiment
 
     run_a, run_b = tiny_run(tmp_path / "run_a"), tiny_run(tmp_path / "run_b")
-    write_clip(tmp_path / "clip.wav", 0.2)
+    audio_dir = tmp_path / "audio"
+    (audio_dir / "a").mkdir(parents=True)
+    write_clip(audio_dir / "a" / "one.wav", 0.2)
+    write_clip(audio_dir / "two.wav", 0.3, freq_hz=880.0)
+    Experiment.from_dict({"data": {"dataset": "folder", "root": str(audio_dir)}}).save(run_a.config_path)
     out = tmp_path / "maps"
-    argv = ["featuremaps", str(run_a.path), "--clip", str(tmp_path / "clip.wav"), "--out", str(out)]
+    # a clip id of the run's dataset (folder dataset: the path relative to its root)
+    argv = ["featuremaps", str(run_a.path), "--clip", "a/one.wav", "--out", str(out)]
     assert main([*argv, "--compare", str(run_b.path), "--duration", "0"]) == 0
     layers = json.loads((out / "run_a" / "layers.json").read_text())
     assert layers[0]["name"] == "conv0" and layers[0]["rate_hz"] == pytest.approx(RATE / 3)
@@ -264,8 +270,8 @@ def test_cli_end_to_end(tmp_path):
     assert main(["featuremaps", str(run_a.path), "--clip", "no-such-clip", "--out", str(out)]) == 2
 
     fout = tmp_path / "filters"
-    clip_args = ["--clip", str(tmp_path / "clip.wav")]
-    assert main(["filters", str(run_a.path), *clip_args, "--out", str(fout), "--axis", "mel"]) == 0
+    assert main(["filters", str(run_a.path), "--clips", "2", "--out", str(fout), "--axis", "mel"]) == 0
+    assert "one.wav, two.wav" in (fout / "index.md").read_text()  # both dataset clips averaged
     for stem in ["kernels_conv0", "spectra/conv0", "transfer/conv0", "transfer_overview"]:
         for ext in ("png", "svg", "npz"):
             assert (fout / f"{stem}.{ext}").is_file(), f"{stem}.{ext}"

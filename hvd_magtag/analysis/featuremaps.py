@@ -367,12 +367,12 @@ def sonify_1d(maps: np.ndarray, rate_hz: float, sample_rate: int, n_samples: int
 
 
 def mel_centres_hz(fbank, sample_rate: int) -> np.ndarray:
-    """Centre frequency (Hz) of each mel band of ``fbank``: [n_mels]."""
-    from hvd_magtag.features import mel_filterbank
+    """Centre frequency (Hz) of each mel band of ``fbank``: [n_mels] (the filterbank's mel points 1..n_mels)."""
+    from hvd_magtag.features import hz_to_mel, mel_to_hz
 
-    fb = mel_filterbank(fbank, sample_rate)  # [bins, n_mels]
-    freqs = np.linspace(0, sample_rate / 2, fb.shape[0])
-    return freqs[np.argmax(fb, axis=0)]
+    fmax = fbank.fmax or sample_rate / 2
+    points = np.linspace(hz_to_mel(fbank.fmin), hz_to_mel(fmax), fbank.n_mels + 2)
+    return mel_to_hz(points[1:-1])
 
 
 def stretch_axis(x: np.ndarray, n: int, axis: int) -> np.ndarray:
@@ -588,7 +588,8 @@ td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}} .silent{{color:#b0
 <p>Input clip: <audio controls preload="none" src="{esc(clip_wav)}"></audio></p>
 <p>Each channel's conv map is upsampled from the layer rate to the audio rate (polyphase), DC removed and
 normalised to {TARGET_RMS_DBFS:g} dBFS RMS with a soft peak limiter; 2-D maps are noise-vocoded through the
-mel filterbank. RMS is of the map itself (before normalisation); red = silent channel.</p>
+mel filterbank. RMS is of the map itself (before normalisation); dominant = peak of the map's spectrum
+(1-D) or centre of the mel band where the channel's time-averaged map peaks (2-D); red = silent channel.</p>
 <table><tr><th rowspan=2>layer</th><th rowspan=2>channel</th>{head}</tr><tr>{sub}</tr>
 {chr(10).join(body)}
 </table></body></html>
