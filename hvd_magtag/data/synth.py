@@ -150,8 +150,9 @@ GENRES: dict[str, Genre] = {
         drums=(("", 0.8), ("ambient", 0.2)), voices=(("female", 1.0),), vocal_p=0.05, levels=(0.0, 0.6, 0.4),
         tags=(("ambient", 0.9), ("spacey", 0.1), ("airy", 0.05), ("calm", 0.05), ("drone", 0.05)), reverb=0.7),
     "new age": Genre(0.03, (0.9, 0.1, 0.0), (
-        (("flute", "synth_pad"), 0.3), (("harp", "synth_pad"), 0.2), (("piano", "synth_pad"), 0.2),
-        (("guitar_nylon", "synth_pad"), 0.15), (("strings", "synth_pad"), 0.15)),
+        (("flute", "synth_pad", "nature"), 0.3), (("harp", "synth_pad", "nature"), 0.2),
+        (("piano", "synth_pad", "nature"), 0.2), (("guitar_nylon", "synth_pad", "nature"), 0.15),
+        (("strings", "synth_pad", "nature"), 0.15)),
         drums=(("", 0.7), ("ambient", 0.3)), levels=(0.0, 0.6, 0.4), tags=(("new age", 0.8), ("ambient", 0.55)),
         reverb=0.6),
     "rock": Genre(0.08, (0.0, 0.8, 0.2), (
@@ -168,8 +169,8 @@ GENRES: dict[str, Genre] = {
         drums=(("pop", 1.0),), voices=(("female", 0.55), ("male", 0.45)), vocal_p=0.9, levels=(0.1, 0.9, 0.0),
         tags=(("pop", 0.85), ("rock", 0.1), ("happy", 0.05), ("upbeat", 0.05)), reverb=0.2, no_vocal_p=1.0),
     "country": Genre(0.02, (0.0, 0.8, 0.2), (
-        (("guitar_steel", "bass"), 0.5), (("guitar_steel", "violin", "bass"), 0.3),
-        (("guitar_steel", "piano", "bass"), 0.2)),
+        (("guitar_steel", "banjo", "bass"), 0.5), (("guitar_steel", "violin", "bass"), 0.3),
+        (("guitar_steel", "banjo", "violin", "bass"), 0.2)),
         drums=(("country", 0.8), ("", 0.2)), voices=(("male", 0.75), ("female", 0.25)), vocal_p=0.85,
         tags=(("country", 0.85), ("folk", 0.1)), reverb=0.15, no_vocal_p=1.0),
     "acoustic": Genre(0.06, (0.2, 0.8, 0.0), (
@@ -207,6 +208,8 @@ TAG_RULES: dict[str, tuple[tuple[str, float], ...]] = {
     "guitar_dist": (("guitar", 0.8), ("electric guitar", 0.12), ("electric", 0.06), ("guitars", 0.03)),
     "harpsichord": (("harpsichord", 0.9), ("harpsicord", 0.08), ("baroque", 0.2)),
     "harp": (("harp", 0.85),),
+    "banjo": (("banjo", 0.4),),
+    "nature": (("birds", 0.3), ("water", 0.2)),
     "sitar": (("sitar", 0.7),),
     "violin": (("violin", 0.8), ("strings", 0.4), ("violins", 0.04), ("fiddle", 0.04)),
     "cello": (("cello", 0.6), ("strings", 0.4)),
@@ -726,6 +729,10 @@ def _parts_for(inst: str, s: _Score, lead: bool) -> Notes:
         return _chord_part(s, 3, "power", vel=(0.8, 1.0))
     if inst == "harpsichord":
         return _melody(s, 60, 86, (0.25, 0.25, 0.5), rest_p=0.02) + _bass_part(s, "walking")
+    if inst == "banjo":  # three-finger rolls
+        return _chord_part(s, 4, "arp16", vel=(0.5, 0.9))
+    if inst == "nature":
+        return []
     if inst == "harp":
         return _chord_part(s, 4, "arp16", vel=(0.4, 0.8)) + _chord_part(s, 5, "arp8", vel=(0.4, 0.7))
     if inst == "sitar":
@@ -855,6 +862,9 @@ def _struck(inst: str, notes: Notes, n: int, rng: np.random.Generator, cache: _C
             elif inst == "harpsichord":  # quill near the bridge: bright, buzzy; 8' + 4' registers
                 amps = np.abs(np.sin(np.pi * k * 0.1)) / k**0.6
                 x = _additive(f0, m, amps, 2.5 + 0.05 * k) + 0.5 * _additive(2 * f0, m, amps, 3.0 + 0.05 * k)
+            elif inst == "banjo":  # drum-head bridge: very bright, fast decay
+                amps = np.abs(np.sin(np.pi * k * 0.07)) / k**0.5
+                x = _additive(f0, m, amps, 7.0 + 0.6 * k)
             elif inst == "harp":  # soft pluck mid-string: few partials, long decay
                 amps = k**-2.5
                 x = _additive(f0, m, amps, 0.9 + 0.5 * k)
@@ -936,22 +946,31 @@ def _vibrato(
     return 1.0 + np.float32(depth_semitones * np.log(2) / 12) * wobble * fade
 
 
+@lru_cache(maxsize=256)
+def _butter(order: int, band: float | tuple[float, float], kind: str) -> np.ndarray:
+    """Butterworth second-order sections at MTAT_SAMPLE_RATE (cached: designs repeat across notes and clips)."""
+    return signal.butter(order, band, kind, fs=SR, output="sos")
+
+
+def _bandpass(x: np.ndarray, lo: float, hi: float, order: int = 2) -> np.ndarray:
+    return signal.sosfilt(_butter(order, (round(lo, 1), round(hi, 1)), "bandpass"), x)
+
+
 def _resonators(x: np.ndarray, peaks: tuple[tuple[float, float, float], ...]) -> np.ndarray:
     """Parallel resonances: x + Σ gain · bandpass(x, centre Hz, bandwidth Hz)."""
     y = x.copy()
     for fc, bw, gain in peaks:
         lo, hi = max(fc - bw / 2, 20.0), min(fc + bw / 2, 0.49 * SR)
-        sos = signal.butter(2, [lo, hi], "bandpass", fs=SR, output="sos")
-        y += gain * signal.sosfilt(sos, x)
+        y += gain * _bandpass(x, lo, hi)
     return y
 
 
 def _lowpass(x: np.ndarray, fc: float, order: int = 2) -> np.ndarray:
-    return signal.sosfilt(signal.butter(order, min(fc, 0.45 * SR), "lowpass", fs=SR, output="sos"), x)
+    return signal.sosfilt(_butter(order, round(min(fc, 0.45 * SR), 1), "lowpass"), x)
 
 
 def _highpass(x: np.ndarray, fc: float, order: int = 2) -> np.ndarray:
-    return signal.sosfilt(signal.butter(order, fc, "highpass", fs=SR, output="sos"), x)
+    return signal.sosfilt(_butter(order, round(fc, 1), "highpass"), x)
 
 
 _BODY = {  # (centre Hz, bandwidth Hz, gain)
@@ -998,9 +1017,7 @@ def _sustained(inst: str, notes: Notes, n: int, rng: np.random.Generator, bpm: f
         if inst in ("synth_bass", "synth_lead"):  # plucky synth: decays within the note
             env *= np.exp(-np.arange(m) / (SR * (0.15 if inst == "synth_bass" else 0.3))).astype(np.float32)
         if inst == "flute":  # breath noise following the envelope
-            x += 0.12 * signal.sosfilt(
-                signal.butter(2, [1500, 6000], "bandpass", fs=SR, output="sos"), rng.standard_normal(m)
-            ).astype(np.float32)
+            x += 0.12 * _bandpass(rng.standard_normal(m), 1500, 6000).astype(np.float32)
         _add(out, int(onset * SR), x * env, vel)
     if inst in _BODY:
         out = _resonators(out, _BODY[inst])
@@ -1032,7 +1049,7 @@ def _distorted_guitar(notes: Notes, n: int, rng: np.random.Generator) -> np.ndar
         env[-int(0.01 * SR) :] *= np.linspace(1, 0, int(0.01 * SR))
         _add(clean, int(onset * SR), w * env, vel)
     dist = np.tanh(6.0 * clean)
-    cab = signal.butter(2, [90, 4200], "bandpass", fs=SR, output="sos")
+    cab = _butter(2, (90.0, 4200.0), "bandpass")
     return _resonators(signal.sosfilt(cab, dist), ((1800, 900, 1.0),)).astype(np.float32)
 
 
@@ -1149,15 +1166,15 @@ def _drum_samples(rng: np.random.Generator) -> dict[str, np.ndarray]:
     k = t(0.35)
     kick = np.sin(2 * np.pi * np.cumsum(50 + 110 * np.exp(-k / 0.03)) / SR) * np.exp(-k / 0.12)
     s = t(0.2)
-    snare = 0.5 * np.sin(2 * np.pi * 185 * s) * np.exp(-s / 0.05) + signal.sosfilt(
-        signal.butter(2, [1200, 6000], "bandpass", fs=SR, output="sos"), noise(0.2)
+    snare = 0.5 * np.sin(2 * np.pi * 185 * s) * np.exp(-s / 0.05) + _bandpass(
+        noise(0.2), 1200, 6000
     ) * np.exp(-s / 0.07)
     h = t(0.06)
     hat = _highpass(noise(0.06), 6000, 4) * np.exp(-h / 0.012) * 2
     ho = t(0.3)
     open_hat = _highpass(noise(0.3), 5500, 4) * np.exp(-ho / 0.1) * 1.5
     c = t(0.15)
-    clap = signal.sosfilt(signal.butter(2, [900, 3000], "bandpass", fs=SR, output="sos"), noise(0.15)) * (
+    clap = _bandpass(noise(0.15), 900, 3000) * (
         np.exp(-c / 0.04) + np.exp(-np.maximum(c - 0.012, 0) / 0.01) * (c > 0.012)
     )
     tb = t(0.5)
@@ -1184,7 +1201,7 @@ _KITS = {  # 16th-note positions within a bar: instrument -> (positions, gain)
     "rock": {"kick": ((0, 8, 10), 1.0), "snare": ((4, 12), 0.9), "hat": (tuple(range(0, 16, 2)), 0.4)},
     "metal": {"kick": (tuple(range(16)), 0.8), "snare": ((4, 12), 1.0), "open_hat": ((0, 4, 8, 12), 0.35)},
     "pop": {"kick": ((0, 7, 8), 0.9), "snare": ((4, 12), 0.7), "hat": (tuple(range(0, 16, 2)), 0.3)},
-    "country": {"kick": ((0, 8), 0.8), "snare": ((4, 12), 0.6), "hat": (tuple(range(0, 16, 2)), 0.25)},
+    "country": {"kick": ((0, 8), 0.8), "snare": ((0, 2, 4, 6, 8, 10, 12, 14), 0.35), "clap": ((4, 12), 0.5)},
     "machine": {
         "kick": ((0, 4, 8, 12), 1.0),
         "clap": ((4, 12), 0.6),
@@ -1229,11 +1246,8 @@ def _noisefx(notes: Notes, n: int, rng: np.random.Generator) -> np.ndarray:
         mod = np.sin(2 * np.pi * _phase_track(f * rng.uniform(1.3, 3.7)))
         x = car * mod
         if rng.random() < 0.4:
-            fc = float(rng.uniform(500, 5000))
-            x = x * 0.3 + signal.sosfilt(
-                signal.butter(2, [fc * 0.8, fc * 1.2], "bandpass", fs=SR, output="sos"),
-                rng.standard_normal(m),
-            )
+            fc = 100.0 * int(rng.integers(5, 50))
+            x = x * 0.3 + _bandpass(rng.standard_normal(m), fc * 0.8, fc * 1.2)
         if rng.random() < 0.3:  # glitch: stutter a 30 ms grain
             g = int(0.03 * SR)
             x = np.tile(x[:g], m // g + 1)[:m]
@@ -1246,6 +1260,20 @@ def _noisefx(notes: Notes, n: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def _nature(n: int, rng: np.random.Generator) -> np.ndarray:
+    """New-age nature bed: surf (low-passed noise swelling every ~8 s) and bird chirps (fast 2.5-5 kHz sweeps)."""
+    t = np.arange(n) / SR
+    swell = 0.55 + 0.45 * np.sin(2 * np.pi * t / rng.uniform(6, 10) + rng.uniform(0, 6.28))
+    out = _lowpass(rng.standard_normal(n), 700) * swell * 0.5
+    for onset in np.sort(rng.uniform(0, n / SR, max(1, int(n / SR * 1.5)))):
+        for c in range(int(rng.integers(2, 5))):  # a phrase of 2-4 chirps
+            m = int(0.06 * SR)
+            f = np.linspace(rng.uniform(2500, 3500), rng.uniform(4000, 5200), m)
+            chirp = np.sin(2 * np.pi * _phase_track(f)) * np.hanning(m)
+            _add(out, int((onset + 0.09 * c) * SR), chirp.astype(np.float32), 0.6)
+    return out.astype(np.float32)
+
+
 _STEM_DB = {  # mix gains (dB) per source
     "piano": -3,
     "guitar_nylon": -2,
@@ -1253,6 +1281,8 @@ _STEM_DB = {  # mix gains (dB) per source
     "guitar_dist": -4,
     "harpsichord": -3,
     "harp": -2,
+    "banjo": -4,
+    "nature": -8,
     "sitar": 0,
     "violin": -2,
     "cello": -2,
@@ -1284,7 +1314,7 @@ def render(plan: ClipPlan, seconds: float, seed: int) -> tuple[np.ndarray, dict[
     for i, inst in enumerate(plan.instruments):
         lead = i == 0 and not plan.voice
         notes = _parts_for(inst, score, lead)
-        if inst in ("piano", "guitar_nylon", "guitar_steel", "harpsichord", "harp", "bells"):
+        if inst in ("piano", "guitar_nylon", "guitar_steel", "harpsichord", "harp", "bells", "banjo"):
             x = _struck(inst, notes, n, rng, cache)
         elif inst == "guitar_dist":
             x = _distorted_guitar(notes, n, rng)
@@ -1292,6 +1322,8 @@ def render(plan: ClipPlan, seconds: float, seed: int) -> tuple[np.ndarray, dict[
             x = _sitar(notes, n, rng, score, cache)
         elif inst == "noisefx":
             x = _noisefx(notes, n, rng)
+        elif inst == "nature":
+            x = _nature(n, rng)
         elif inst == "bass":  # electric/upright bass: plucked, dark
             x = _lowpass(
                 _struck(
