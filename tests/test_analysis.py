@@ -119,6 +119,41 @@ def test_transfer_compares_on_common_range_and_divides_by_level_below():
     assert np.isnan(h_up.mag[:, f_hi > 2000]).all() and np.isfinite(h_up.mag[:, f_hi <= 2000]).all()
 
 
+def test_level_below_follows_the_graph_and_activation_tap():
+    inputs = keras.Input((81,), name="waveform")
+    x = keras.layers.Reshape((81, 1))(inputs)
+    x = keras.layers.Conv1D(4, 3, strides=3, name="conv0")(x)  # 81 -> 27
+    x = keras.layers.ReLU(name="relu0")(keras.layers.BatchNormalization(name="bn0")(x))
+    h = keras.layers.Conv1D(4, 3, padding="same", name="conv1a")(x)
+    h = keras.layers.Conv1D(4, 3, padding="same", name="conv1b")(keras.layers.ReLU(name="relu1a")(h))
+    x = keras.layers.Add(name="add1")([x, h])  # identity shortcut
+    s = keras.layers.Conv1D(4, 1, name="shortcut2")(x)
+    x = keras.layers.MaxPooling1D(3, name="pool")(keras.layers.ReLU(name="relu1")(x))  # 27 -> 9
+    x = keras.layers.Conv1D(4, 3, padding="same", name="conv2")(x)
+    model = keras.Model(inputs, [x, s])
+    model.spec = ModelSpec(input="raw", sample_rate=RATE, window=81)
+    infos = {i.name: i for i in fm.describe_layers(model, model.spec, tap="activation")}
+    below = {name: info.below for name, info in infos.items()}
+    assert below == {
+        "conv0": fm.INPUT_LEVEL,
+        "conv1a": "conv0",
+        "conv1b": "conv1a",
+        "shortcut2": "conv1b",  # through the Add: the main path, not the identity shortcut back to conv0
+        "conv2": "conv1b",
+    }
+    assert infos["conv2"].in_rate_hz == pytest.approx(RATE / 3) and infos["conv2"].rate_hz == pytest.approx(
+        RATE / 9
+    )
+    taps = {name: info.tap for name, info in infos.items()}
+    assert taps["conv0"] == "relu0" and taps["conv1a"] == "relu1a" and taps["conv1b"] == "conv1b"
+    maps, _ = fm.feature_maps(
+        model,
+        np.random.default_rng(0).standard_normal(162).astype(np.float32),
+        extractor=fm.map_extractor(model, ["conv0"], tap="activation"),
+    )
+    assert maps["conv0"].min() >= 0.0  # after the ReLU
+
+
 # -- sonification ---------------------------------------------------------------------------------------------
 def test_upsampled_map_keeps_its_frequency_in_hz():
     rate, tone = 2000.0, 300.0

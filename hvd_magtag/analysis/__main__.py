@@ -8,6 +8,9 @@ import sys
 import time
 
 from hvd_magtag.analysis import plots
+from hvd_magtag.analysis.featuremaps import TAPS
+
+TAP_HELP = "where a layer's map is taken: the conv output (default) or after its batch norm/activation"
 
 
 def _layer_list(text: str) -> list[str]:
@@ -42,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-channels", type=int, default=0, help="keep the N loudest channels per layer (0 = all)"
     )
     fm.add_argument("--weights", default="best", help="best | last | path to a .weights.h5 (default best)")
+    fm.add_argument("--tap", choices=TAPS, default="conv", help=TAP_HELP)
 
     fi = sub.add_parser(
         "filters", help="kernel responses, map spectra and layer transfer estimates (PNG+SVG+npz/CSV)"
@@ -63,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument("--out", default=None, help="output folder (default RUN_DIR/analysis/filters)")
     fi.add_argument("--axis", choices=plots.AXES, default="log", help="frequency axis of the heatmaps")
     fi.add_argument("--weights", default="best", help="best | last | path to a .weights.h5 (default best)")
+    fi.add_argument("--tap", choices=TAPS, default="conv", help=TAP_HELP)
     return parser
 
 
@@ -89,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 start_seconds=args.start,
                 duration_seconds=args.duration,
                 which=args.weights,
+                tap=args.tap,
             )
         else:
             out = run_filters(
@@ -100,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 noise=args.noise,
                 seconds=args.seconds,
                 which=args.weights,
+                tap=args.tap,
             )
     except (AnalysisError, RunDirError, ConfigError, MetadataError) as e:
         print(f"error: {e}", file=sys.stderr)

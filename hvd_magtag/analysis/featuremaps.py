@@ -5,7 +5,8 @@ Vocabulary (used across :mod:`hvd_magtag.analysis`):
 - The *encoder* is the functional (sub-)model holding the conv layers: the model itself for ``split``
   models, its ``window_encoder`` sub-model for ``superpool`` models (one window in, per-window maps out).
 - A *conv layer* is a ``Conv1D`` / ``Conv2D`` of the encoder, in input-to-output order. Its *map* for a
-  clip is its output (before any batch norm / activation that follows) with the clip's consecutive windows
+  clip is its output (``tap="conv"``, the default: before the batch norm / activation that follow; or
+  ``tap="activation"``: after them, what the next layer sees before pooling) with the clip's consecutive windows
   concatenated along time: ``[time, channels]`` for 1-D layers, ``[time, freq, channels]`` for 2-D layers
   (freq = the mel axis after the layer's pooling so far).
 - A layer's *stride* is the number of audio samples per map step: input steps per map step (``window /
@@ -54,6 +55,10 @@ SILENT_RELATIVE_RMS = 1e-6
 WINDOW_ENCODER = "window_encoder"
 #: Largest up-sampling factor of one resampling stage (bigger ratios are cascaded).
 MAX_STAGE_FACTOR = 27
+#: Name of the model input as a level (the audio, or the filterbank frames of spectrogram models).
+INPUT_LEVEL = "input"
+#: Where a conv layer's map is taken: its own output, or after the batch norm / activation following it.
+TAPS = ("conv", "activation")
 #: Strides within this relative distance of an integer are snapped to it.
 _STRIDE_SNAP = 0.05
 
@@ -72,8 +77,13 @@ class ConvLayerInfo:
     steps:       map steps per model window.
     stride:      audio samples per map step (float only when not near an integer).
     rate_hz:     map rate in Hz = sample_rate / stride.
-    in_rate_hz:  rate of the layer's input (the previous conv layer's rate, or the audio / frame rate).
+    in_rate_hz:  rate of the level below (Hz).
     freq_bins:   mel bins of a 2-d map (0 for 1-d).
+    below:       the *level below*: the nearest conv layer upstream in the graph (breadth-first through
+                 batch norm, activations, pooling, additions; the latest in layer order on ties, i.e. the
+                 main path rather than a residual shortcut), or :data:`INPUT_LEVEL`.
+    tap:         the layer whose output is taken as this conv layer's map (itself, or with tap="activation"
+                 the last of the batch-norm / activation layers that directly follow it).
     """
 
     name: str
@@ -84,6 +94,8 @@ class ConvLayerInfo:
     rate_hz: float
     in_rate_hz: float
     freq_bins: int = 0
+    below: str = "input"
+    tap: str = ""
 
 
 # -- model introspection ---------------------------------------------------------------------------------
@@ -135,19 +147,77 @@ def _snap_stride(stride: float) -> float:
     return stride
 
 
-def describe_layers(encoder, spec) -> list[ConvLayerInfo]:
-    """Rates, strides and shapes of ``encoder``'s conv layers for input ``spec`` (a ModelSpec)."""
+def _input_tensors(layer) -> list:
+    nodes = getattr(layer, "_inbound_nodes", [])
+    return list(nodes[0].input_tensors) if nodes else []
+
+
+def level_below(conv, conv_order: dict[str, int]) -> str:
+    """The nearest conv layer upstream of ``conv`` (see :class:`ConvLayerInfo`), or :data:`INPUT_LEVEL`."""
+    frontier, seen = _input_tensors(conv), set()
+    while frontier:
+        found, upstream = [], []
+        for tensor in frontier:
+            history = getattr(tensor, "_keras_history", None)
+            if history is None or id(history.operation) in seen:
+                continue
+            op = history.operation
+            seen.add(id(op))
+            if op.name in conv_order:
+                found.append(op.name)
+            else:
+                upstream += _input_tensors(op)
+        if found:
+            return max(found, key=conv_order.__getitem__)
+        frontier = upstream
+    return INPUT_LEVEL
+
+
+def tap_layer(conv, encoder, tap: str = "conv"):
+    """The layer whose output is ``conv``'s map: ``conv`` itself, or (tap="activation") the end of the chain of
+    batch norm / activation layers that alone consume its output (conv -> bn -> relu gives relu)."""
+    if tap not in TAPS:
+        raise AnalysisError(f"--tap must be one of {', '.join(TAPS)}, got {tap!r}")
+    if tap == "conv":
+        return conv
+    import keras
+
+    follow = (
+        keras.layers.BatchNormalization,
+        keras.layers.ReLU,
+        keras.layers.Activation,
+        keras.layers.LeakyReLU,
+        keras.layers.ELU,
+        keras.layers.PReLU,
+    )
+    consumers: dict[int, list] = {}
+    for layer in encoder.layers:
+        for tensor in _input_tensors(layer):
+            consumers.setdefault(id(tensor), []).append(layer)
+    layer = conv
+    while True:
+        after = consumers.get(id(layer.output), [])
+        if len(after) != 1 or not isinstance(after[0], follow):
+            return layer
+        layer = after[0]
+
+
+def describe_layers(encoder, spec, tap: str = "conv") -> list[ConvLayerInfo]:
+    """Rates, strides, shapes and levels below of ``encoder``'s conv layers for input ``spec`` (a ModelSpec)."""
     infos: list[ConvLayerInfo] = []
     # the model input's time axis: audio samples (raw) or filterbank frames, hop_length samples apart (fbank)
     input_steps = spec.window_shape()[0]
     input_stride = 1 if spec.input == "raw" else spec.fbank.hop_length
-    prev_rate = spec.sample_rate / input_stride
-    for layer in conv_layers(encoder):
+    rates = {INPUT_LEVEL: spec.sample_rate / input_stride}
+    convs = conv_layers(encoder)
+    order = {layer.name: i for i, layer in enumerate(convs)}
+    for layer in convs:
         shape = tuple(layer.output.shape)
         steps = int(shape[1])
         kind = "1d" if len(shape) == 3 else "2d"
         stride = input_stride * _snap_stride(input_steps / steps)
-        rate = spec.sample_rate / stride
+        rates[layer.name] = spec.sample_rate / stride
+        below = level_below(layer, order)
         infos.append(
             ConvLayerInfo(
                 name=layer.name,
@@ -155,12 +225,13 @@ def describe_layers(encoder, spec) -> list[ConvLayerInfo]:
                 channels=int(shape[-1]),
                 steps=steps,
                 stride=stride,
-                rate_hz=rate,
-                in_rate_hz=prev_rate,
+                rate_hz=rates[layer.name],
+                in_rate_hz=rates[below],
                 freq_bins=int(shape[2]) if kind == "2d" else 0,
+                below=below,
+                tap=tap_layer(layer, encoder, tap).name,
             )
         )
-        prev_rate = rate
     return infos
 
 
@@ -236,30 +307,38 @@ def window_batch(x: np.ndarray, window: int) -> np.ndarray:
 
 
 # -- extraction ----------------------------------------------------------------------------------------------
-def map_extractor(model, layer_names: list[str] | None = None):
-    """(keras.Model encoder input -> list of conv maps, [ConvLayerInfo]) for ``model`` (spec in ``model.spec``)."""
+def map_extractor(model, layer_names: list[str] | None = None, tap: str = "conv"):
+    """(keras.Model encoder input -> list of conv maps, [ConvLayerInfo]) for ``model`` (spec in ``model.spec``).
+
+    ``tap``: "conv" (each conv layer's own output, linear in its input) or "activation" (after the batch
+    norm / activation that follow it: what the next layer sees, before pooling).
+    """
     import keras
 
     encoder = encoder_of(model)
-    infos = select_layers(describe_layers(encoder, model.spec), layer_names)
-    by_name = {layer.name: layer for layer in conv_layers(encoder)}
-    outputs = [by_name[i.name].output for i in infos]
+    infos = select_layers(describe_layers(encoder, model.spec, tap), layer_names)
+    outputs = [encoder.get_layer(i.tap).output for i in infos]
     return keras.Model(encoder.inputs, outputs, name=f"{encoder.name}_maps"), infos
 
 
 def feature_maps(
-    model, waveform: np.ndarray, layer_names: list[str] | None = None, batch_windows: int = 8
+    model,
+    waveform: np.ndarray,
+    layer_names: list[str] | None = None,
+    batch_windows: int = 8,
+    extractor: tuple | None = None,
 ) -> tuple[dict[str, np.ndarray], list[ConvLayerInfo]]:
     """Conv maps of ``waveform`` (float32 [samples] at ``model.spec.sample_rate``) through ``model``.
 
     The clip is cut into consecutive model windows (last zero-padded), each window goes through the encoder,
     and the maps are concatenated along time and trimmed to the clip: ``ceil(samples / stride)`` steps.
+    ``extractor``: a :func:`map_extractor` result to reuse across clips (then ``layer_names`` is ignored).
     Returns ({layer: [time, channels] or [time, freq, channels]}, infos in the same order).
     """
     from hvd_magtag.features import features_for
 
     spec = model.spec
-    extractor, infos = map_extractor(model, layer_names)
+    extractor, infos = extractor or map_extractor(model, layer_names)
     windows = window_batch(np.asarray(waveform, np.float32).reshape(-1), spec.window)
     featurize = features_for(spec)
     in_shape = tuple(extractor.inputs[0].shape[1:])
@@ -476,16 +555,18 @@ def render_run(
     run_label: str,
     layer_names: list[str] | None = None,
     max_channels: int = 0,
+    tap: str = "conv",
 ) -> list[ChannelRow]:
     """Extract, save and sonify every selected conv layer of ``model`` for ``waveform``.
 
     Writes ``out_dir/featuremaps.npz`` ({layer: map}, ``__layers__``, ``__rates_hz__``, ``__strides__``,
     ``__sample_rate__``), ``out_dir/layers.json`` and ``out_dir/<layer>/ch<NNN>.wav``. ``max_channels`` > 0
-    keeps only the loudest (highest map RMS) channels of each layer. Returns one row per written channel.
+    keeps only the loudest (highest map RMS) channels of each layer; ``tap`` as in :func:`map_extractor`.
+    Returns one row per written channel.
     """
     spec = model.spec
     out_dir.mkdir(parents=True, exist_ok=True)
-    maps, infos = feature_maps(model, waveform, layer_names)
+    maps, infos = feature_maps(model, waveform, extractor=map_extractor(model, layer_names, tap))
     np.savez(
         out_dir / "featuremaps.npz",
         __layers__=np.array([i.name for i in infos]),
@@ -606,6 +687,7 @@ def run_featuremaps(
     start_seconds: float = 0.0,
     duration_seconds: float | None = None,
     which: str = "best",
+    tap: str = "conv",
 ) -> Path:
     """The ``featuremaps`` command for one run (or two, side by side); returns the output folder.
 
@@ -634,7 +716,7 @@ def run_featuremaps(
         waveform = waveform[begin:end]
         if waveform.size == 0:
             raise AnalysisError(f"--start {start_seconds}: beyond the end of {src}")
-        rows += render_run(model, waveform, out / label, label, layer_names, max_channels)
+        rows += render_run(model, waveform, out / label, label, layer_names, max_channels, tap)
         if not clip_wav:
             clip_wav = "input.wav"
             write_wav(out / clip_wav, np.clip(waveform, -1.0, 1.0), spec.sample_rate)

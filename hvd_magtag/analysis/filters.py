@@ -10,12 +10,13 @@ Three estimates, all on the **audio-frequency axis** (Hz of the input audio):
    (Welch, Hann, constant detrend, ``nperseg = min(MAP_NPERSEG, steps)``), averaged over clips. A layer at
    rate r covers audio frequencies 0..r/2, at resolution r / nperseg.
 3. *Transfer estimates* (:func:`transfer_estimates`): each channel's map spectrum divided by the average (over
-   channels) spectrum of the level below (the previous conv layer's map, or the input audio for the first
-   layer). **Layers at lower rates are compared on the common frequency range**: the level below (rate
+   channels) spectrum of the level below: the nearest conv layer upstream in the graph (the main path, not a
+   residual shortcut; ``ConvLayerInfo.below``), or the input audio for the first layer. **Layers at lower rates are compared on the common frequency range**: the level below (rate
    r_prev >= r) is linearly interpolated onto the layer's own grid 0..r/2, and the ratio is only defined
    there; above min(r, r_prev)/2 the estimate is NaN (drawn blank). Energy that striding aliases down into
    0..r/2 is part of what the layer does and is not undone. Between two conv layers sit batch norm,
-   activation and pooling: the estimate describes the whole step "level below -> this conv's output".
+   activation and pooling: the estimate describes the whole step "level below -> this conv's output"
+   (with ``--tap activation`` both ends are taken after their batch norm / activation instead).
 
 Spectrogram (Conv2D) models: time is at frame rate, so instead of (2)/(3) each channel's *frequency profile*
 (mean over time of its map along the mel axis, linearly upsampled to ``n_mels``) is reported
@@ -37,6 +38,7 @@ import numpy as np
 
 from hvd_magtag.analysis import plots
 from hvd_magtag.analysis.featuremaps import (
+    INPUT_LEVEL,
     AnalysisError,
     ConvLayerInfo,
     conv_layers,
@@ -44,6 +46,7 @@ from hvd_magtag.analysis.featuremaps import (
     encoder_of,
     feature_maps,
     load_audio,
+    map_extractor,
     mel_centres_hz,
     resolve_clip,
     stretch_axis,
@@ -71,12 +74,14 @@ class Level:
     rate_hz:   sample rate of the level (Hz); its spectra cover 0..rate_hz/2.
     freqs_hz:  [F] frequency grid (Hz, audio axis).
     mag:       [channels, F] average magnitude spectrum (linear; NaN when the maps were too short).
+    below:     name of the level below (ConvLayerInfo.below); "" = the previous level in the list.
     """
 
     name: str
     rate_hz: float
     freqs_hz: np.ndarray
     mag: np.ndarray
+    below: str = ""
 
 
 # -- (1) kernels ---------------------------------------------------------------------------------------------
@@ -129,12 +134,12 @@ def _nperseg(min_samples: int, stride: float) -> int:
 
 
 def average_spectra(
-    model, waveforms: list[np.ndarray], layer_names: list[str] | None = None
+    model, waveforms: list[np.ndarray], layer_names: list[str] | None = None, tap: str = "conv"
 ) -> tuple[list[Level], list[ConvLayerInfo]]:
     """Input and per-conv-layer average magnitude spectra over ``waveforms`` (float32 [samples] each).
 
     Returns ([input level, one level per 1-D conv layer], infos of those layers). 2-D layers are skipped
-    (see :func:`mel_profile_levels`).
+    (see :func:`mel_profile_levels`). ``tap`` as in :func:`~hvd_magtag.analysis.featuremaps.map_extractor`.
     """
     spec = model.spec
     if not waveforms:
@@ -144,10 +149,11 @@ def average_spectra(
     freqs: dict[str, np.ndarray] = {}
     infos: list[ConvLayerInfo] = []
     n_in = _nperseg(min_samples, 1.0)
+    extractor = map_extractor(model, layer_names, tap)
     for w in waveforms:
         f, m = map_spectrum(np.asarray(w, np.float64)[:, None], spec.sample_rate, n_in)
-        freqs["input"], sums["input"] = f, sums.get("input", 0) + m
-        maps, infos = feature_maps(model, w, layer_names)
+        freqs[INPUT_LEVEL], sums[INPUT_LEVEL] = f, sums.get("input", 0) + m
+        maps, infos = feature_maps(model, w, extractor=extractor)
         for info in infos:
             if info.kind != "1d":
                 continue
@@ -156,14 +162,17 @@ def average_spectra(
                 continue
             f, m = map_spectrum(maps[info.name].astype(np.float64), info.rate_hz, n)
             freqs[info.name], sums[info.name] = f, sums.get(info.name, 0) + m
-    levels = [Level("input", float(spec.sample_rate), freqs["input"], sums["input"] / len(waveforms))]
+    levels = [
+        Level(INPUT_LEVEL, float(spec.sample_rate), freqs[INPUT_LEVEL], sums[INPUT_LEVEL] / len(waveforms))
+    ]
     kept = []
     for info in infos:
         if info.kind != "1d":
             continue
         kept.append(info)
         if info.name in sums:
-            levels.append(Level(info.name, info.rate_hz, freqs[info.name], sums[info.name] / len(waveforms)))
+            mean = sums[info.name] / len(waveforms)
+            levels.append(Level(info.name, info.rate_hz, freqs[info.name], mean, info.below))
         else:
             n = max(_nperseg(min_samples, info.stride), 2)
             f = np.fft.rfftfreq(n, 1.0 / info.rate_hz)
@@ -174,39 +183,45 @@ def average_spectra(
                 info.rate_hz,
                 MIN_SPECTRUM_STEPS,
             )
-            levels.append(Level(info.name, info.rate_hz, f, np.full((info.channels, len(f)), np.nan)))
+            levels.append(
+                Level(info.name, info.rate_hz, f, np.full((info.channels, len(f)), np.nan), info.below)
+            )
     return levels, kept
 
 
 # -- (3) transfer estimates ----------------------------------------------------------------------------------
 def transfer_estimates(levels: list[Level]) -> list[Level]:
-    """Each level after the first divided by the channel-average spectrum of the level before it.
+    """Each level that has a level below in ``levels`` divided by that level's channel-average spectrum.
 
-    ``H_l,c(f) = S_l,c(f) / (mean_c' S_{l-1,c'}(f) + floor)`` on level l's own grid; the level below is
-    linearly interpolated there, and f above the level below's Nyquist gives NaN (see module docstring).
+    ``H_l,c(f) = S_l,c(f) / (mean_c' S_below,c'(f) + floor)`` on level l's own grid; the level below
+    (``Level.below``, or the previous level in the list when empty) is linearly interpolated there, and f
+    above its Nyquist gives NaN (see module docstring). Levels whose level below is absent are skipped.
     """
+    by_name = {lv.name: lv for lv in levels}
     out = []
-    for below, level in zip(levels[:-1], levels[1:]):
-        avg = (
-            np.nanmean(below.mag, axis=0)
-            if np.isfinite(below.mag).any()
-            else np.full(len(below.freqs_hz), np.nan)
-        )
+    for k, level in enumerate(levels):
+        below = by_name.get(level.below) if level.below else (levels[k - 1] if k else None)
+        if below is None:
+            continue
+        finite = np.isfinite(below.mag).any()
+        avg = np.nanmean(below.mag, axis=0) if finite else np.full(len(below.freqs_hz), np.nan)
         ref = np.interp(level.freqs_hz, below.freqs_hz, avg, right=np.nan)
         floor = TRANSFER_FLOOR * (np.nanmax(ref) if np.isfinite(ref).any() else 1.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = level.mag / (ref + floor)[None, :]
-        out.append(Level(level.name, level.rate_hz, level.freqs_hz, ratio))
+        out.append(Level(level.name, level.rate_hz, level.freqs_hz, ratio, below.name))
     return out
 
 
 # -- spectrogram models --------------------------------------------------------------------------------------
-def mel_profile_levels(model, waveforms: list[np.ndarray]) -> tuple[list[Level], list[Level]]:
+def mel_profile_levels(
+    model, waveforms: list[np.ndarray], tap: str = "conv"
+) -> tuple[list[Level], list[Level]]:
     """For 2-D conv layers: (mean-over-time profiles, transfer along mel) as Levels on the mel-centre grid.
 
     Profiles: ``mean_t map[t, f, c]`` upsampled to n_mels, averaged over clips -> [channels, n_mels].
-    Transfer: per channel ``rms_t map`` profile over the previous 2-D layer's channel-average rms profile.
-    ``freqs_hz`` holds the mel-band centres (Hz).
+    Transfer: per channel ``rms_t map`` profile over the channel-average rms profile of the level below
+    (layers whose level below is the input have none). ``freqs_hz`` holds the mel-band centres (Hz).
     """
     spec = model.spec
     n_mels = spec.fbank.n_mels
@@ -214,8 +229,9 @@ def mel_profile_levels(model, waveforms: list[np.ndarray]) -> tuple[list[Level],
     means: dict[str, np.ndarray] = {}
     rmss: dict[str, np.ndarray] = {}
     infos: list[ConvLayerInfo] = []
+    extractor = map_extractor(model, tap=tap)
     for w in waveforms:
-        maps, infos = feature_maps(model, w)
+        maps, infos = feature_maps(model, w, extractor=extractor)
         for info in infos:
             if info.kind != "2d":
                 continue
@@ -224,10 +240,9 @@ def mel_profile_levels(model, waveforms: list[np.ndarray]) -> tuple[list[Level],
             rms = stretch_axis(np.sqrt((m**2).mean(axis=0)), n_mels, 0).T
             means[info.name] = means.get(info.name, 0) + mean / len(waveforms)
             rmss[info.name] = rmss.get(info.name, 0) + rms / len(waveforms)
-    names = [i.name for i in infos if i.kind == "2d"]
-    rates = {i.name: i.rate_hz for i in infos}
-    profiles = [Level(n, rates[n], centres, means[n]) for n in names]
-    rms_levels = [Level(n, rates[n], centres, rmss[n]) for n in names]
+    two_d = [i for i in infos if i.kind == "2d"]
+    profiles = [Level(i.name, i.rate_hz, centres, means[i.name], i.below) for i in two_d]
+    rms_levels = [Level(i.name, i.rate_hz, centres, rmss[i.name], i.below) for i in two_d]
     return profiles, transfer_estimates(rms_levels)
 
 
@@ -276,6 +291,7 @@ def run_filters(
     noise: bool = False,
     seconds: float = 30.0,
     which: str = "best",
+    tap: str = "conv",
 ) -> Path:
     """The ``filters`` command: write kernel, spectrum and transfer figures (+ numbers) for a run.
 
@@ -316,7 +332,7 @@ def run_filters(
     waves, names = probe_waveforms(run, model, n_clips, clip_args or [], noise, seconds)
     lines.append(f"- averaged over {len(waves)} clip(s): {', '.join(names)}")
     if any(i.kind == "1d" for i in infos):
-        levels, _ = average_spectra(model, waves)
+        levels, _ = average_spectra(model, waves, tap=tap)
         transfers = transfer_estimates(levels)
         for folder, group, what in (
             ("spectra", levels[1:], "map magnitude spectrum, mean over clips"),
@@ -344,7 +360,7 @@ def run_filters(
         )
         lines.append("- all layers on one audio axis: [transfer_overview.png](transfer_overview.png)")
     if any(i.kind == "2d" for i in infos):
-        profiles, profile_transfer = mel_profile_levels(model, waves)
+        profiles, profile_transfer = mel_profile_levels(model, waves, tap)
         for folder, group, what in (
             ("profiles", profiles, "mean-over-time mel profile"),
             ("profile_transfer", profile_transfer, "RMS profile vs the layer below"),
