@@ -6,6 +6,7 @@ SampleCNN 3^9 for its parameter count (no training).
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from hvd_magtag.models import blocks, create_model, get_spec, list_models  # noqa: E402
+from hvd_magtag.models import blocks, create_model, get_entry, get_spec, list_models  # noqa: E402
 from hvd_magtag.models.raw import SAMPLECNN_3_9_PARAMS_50_TAGS  # noqa: E402
 
 N_TAGS = 5
@@ -106,13 +107,22 @@ def test_model_trains_and_weights_round_trip(name, tmp_path):
     np.testing.assert_array_equal(fresh(x, training=False).numpy(), trained)
 
 
-@pytest.mark.parametrize("name", RAW_MODELS)
-def test_raw_models_accept_stochastic_pooling(name):
+POOLED_MODELS = [n for n in sorted(TINY) if "pool" in inspect.signature(get_entry(n).builder).parameters]
+
+
+def test_every_raw_model_has_the_pool_option():
+    assert set(RAW_MODELS) <= set(POOLED_MODELS)
+
+
+@pytest.mark.parametrize("name", POOLED_MODELS)
+def test_models_accept_stochastic_pooling(name):
     keras.utils.set_random_seed(2)
     model = _tiny(name, pool="stochastic")
     owner = model.get_layer("window_encoder") if model.spec.windowing == "superpool" else model
-    assert any(isinstance(layer, blocks.StochasticPooling1D) for layer in owner.layers)
-    assert not any(isinstance(layer, keras.layers.MaxPooling1D) for layer in owner.layers)
+    stochastic = (blocks.StochasticPooling1D, blocks.StochasticPooling2D)
+    maxpool = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
+    assert any(isinstance(layer, stochastic) for layer in owner.layers)
+    assert not any(isinstance(layer, maxpool) for layer in owner.layers)
     x, _ = _batch(model)
     assert model(x, training=True).shape == (BATCH, N_TAGS)
     assert model(x, training=False).shape == (BATCH, N_TAGS)
