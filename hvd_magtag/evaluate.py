@@ -4,7 +4,8 @@ macro ROC-AUC / PR-AUC, written into the run directory.
     python -m hvd_magtag.evaluate RUN_DIR [--split test] [--windows 10|all] [--weights best|last]
     horovodrun -np 2 python -m hvd_magtag.evaluate RUN_DIR         # each rank scores its shard
 
-Writes (rank 0) ``RUN_DIR/per_tag_<split>.csv`` and ``RUN_DIR/results.json``, which maps a split name to
+Writes (rank 0) ``RUN_DIR/per_tag_<split>.csv``, ``RUN_DIR/predictions_<split>.npz`` (clip scores, labels, ids)
+and ``RUN_DIR/results.json``, which maps a split name to
 ``{"roc_auc", "pr_auc", "n_clips", "n_tags_scored", "per_tag": {tag: {roc_auc, pr_auc, positives}},
 "skipped": {tag: reason}, "windows", "weights", "seconds", "world_size"}`` (other splits are kept), and
 prints the per-tag table. Every rank runs the same collectives: predictions are allgathered, rank 0 scores.
@@ -16,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,6 +96,21 @@ def score_split(model, clips, tags, spec, *, windows, batch_size, manifest, ctx,
     return distributed.broadcast_object(result), scores
 
 
+def save_predictions(path: Path, clips, scores: np.ndarray, tags: list[str]) -> None:
+    """Clip-level ``scores`` [n_clips, n_tags] with ``labels``, ``clip_ids``, ``paths`` and ``tags`` (npz,
+    written atomically): what ROC/PR curves and confusion analyses (notebooks/report.ipynb) are drawn from."""
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(
+        tmp,
+        scores=np.asarray(scores, np.float32),
+        labels=np.stack([c.labels for c in clips]).astype(np.float32),
+        clip_ids=np.array([c.clip_id for c in clips]),
+        paths=np.array([c.path for c in clips]),
+        tags=np.array(tags),
+    )
+    tmp.replace(path)
+
+
 def load_split(run, data_cfg, split: str, ctx):
     """(clips of ``split``, manifest) for a run's dataset, checking the vocabulary matches the run's."""
     from hvd_magtag.config import ConfigError
@@ -141,13 +158,14 @@ def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=
     distributed.broadcast_variables(model.variables)
 
     started = time.perf_counter()
-    result, _ = score_split(
+    result, scores = score_split(
         model, clips, run.tags, run.spec, windows=windows, batch_size=batch_size, manifest=manifest, ctx=ctx
     )
     seconds = time.perf_counter() - started
     result.update(windows=windows, weights=str(weights), seconds=round(seconds, 2), world_size=ctx.size)
     if ctx.is_root:
         metrics.per_tag_csv(result, run.path / f"per_tag_{split}.csv")
+        save_predictions(run.path / f"predictions_{split}.npz", clips, scores, run.tags)
         all_results: dict[str, Any] = run.results if run.results_path.is_file() else {}
         all_results[split] = result
         atomic_write_text(
