@@ -104,7 +104,7 @@ def _rate_wav(contents):
 
     data = _bytes(contents, 0, HEADER_BYTES)
     found, pos = _find(data, b"fmt ")
-    tf.debugging.Assert(found, ["wav: no 'fmt ' chunk in the first bytes of the file"])
+    tf.debugging.Assert(found, ["wav: no fmt chunk in the first bytes of the file"])
     return _le32(data, pos + 12)  # fmt chunk: id(4) size(4) format(2) channels(2) rate(4)
 
 
@@ -113,7 +113,7 @@ def _rate_flac(contents):
 
     data = _bytes(contents, 0, HEADER_BYTES)
     found, pos = _find(data, b"fLaC")
-    tf.debugging.Assert(found, ["flac: no 'fLaC' marker in the first bytes of the file"])
+    tf.debugging.Assert(found, ["flac: no fLaC marker in the first bytes of the file"])
     # fLaC(4), block header(4), STREAMINFO: block sizes(2+2), frame sizes(3+3), then a 20-bit sample rate
     return data[pos + 18] * 4096 + data[pos + 19] * 16 + tf.bitwise.right_shift(data[pos + 20], 4)
 
@@ -325,8 +325,9 @@ def _module_class():
             return {"waveform": audio.resample(mono, sample_rate, self._spec.sample_rate)}  # -> [samples']
 
         def _prepare_bytes(self, contents, format):  # noqa: A002 - the signature's public argument name
-            decoded = audio.decode(contents, format)  # [samples, channels] at the file's rate
-            rate = header_sample_rate(contents, format)
+            rate = header_sample_rate(contents, format)  # checked first: a clear error for a non-audio file
+            with tf.control_dependencies([rate]):
+                decoded = audio.decode(contents, format)  # [samples, channels] at the file's rate
             return {
                 "waveform": self._prepare(decoded, rate)["waveform"],
                 "sample_rate": rate,

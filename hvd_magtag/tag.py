@@ -60,6 +60,7 @@ import logging
 import math
 import os
 import queue
+import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -141,12 +142,19 @@ class _Accumulator:
 
 
 def _one_line(exc: BaseException) -> str:
-    """A one-line message from an exception (TF op errors carry multi-line graph context)."""
+    """A one-line message from an exception. TF op errors carry graph context (``Graph execution error``,
+    ``Detected at node ... File ...`` traces, ``[[{{node ...}}]]``, ``[Op:...]``): keep the reason only."""
     import tensorflow as tf
 
     text = exc.message if isinstance(exc, tf.errors.OpError) else str(exc)
-    text = " ".join(text.split("\n")[0].split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
+    lines = [line.strip() for line in text.splitlines()]
+    noise = ("Graph execution error", "Detected at node", "File ", "[[")
+    reasons = [line for line in lines if line and not line.startswith(noise)]
+    reason = reasons[-1] if reasons else type(exc).__name__
+    reason = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", reason)  # eager op prefix
+    reason = re.sub(r"\s*\[Op:[^\]]*\]$", "", reason)  # op suffix
+    reason = re.sub(r"^assertion failed: \[(.*)\]$", r"\1", reason)  # tf.debugging.Assert messages
+    return f"{type(exc).__name__}: {reason}"
 
 
 class Tagger:

@@ -165,6 +165,12 @@ def test_cli_json_schema_and_a_corrupt_file_in_a_folder(run_dir, songs, tmp_path
     for bad in ("corrupt.mp3", "empty.wav"):
         assert by_name[bad]["top"] == [] and by_name[bad]["duration"] is None
         assert isinstance(by_name[bad]["error"], str) and "\n" not in by_name[bad]["error"]
+    # the reason, not TF's graph context
+    assert (
+        by_name["corrupt.mp3"]["error"]
+        == "InvalidArgumentError: mp3: no MPEG audio frame header in the first bytes of the file"
+    )
+    assert "empty file" in by_name["empty.wav"]["error"]
     err = capsys.readouterr().err
     assert "corrupt.mp3" in err and "empty.wav" in err and "2 of 5" in err
 
