@@ -1,0 +1,142 @@
+"""Smoke tests of the ``train`` and ``scaling`` benchmark sections at ``--quick`` settings.
+
+They check that every case runs and emits well-formed rows (names, units, finite values, targets next to
+ratios) through the real dispatcher, and that the JSON file matches the printed rows. No timing asserts:
+speed targets are printed by the benchmarks, never tested.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from hvd_magtag.bench import __main__ as bench_main
+
+ROW_KEYS = {"bench", "case", "metric", "value", "spread", "unit"}
+
+
+def _check_rows(rows: list[dict], bench: str) -> None:
+    assert rows, "no rows"
+    for r in rows:
+        assert ROW_KEYS <= set(r), r
+        assert r["bench"] == bench
+        assert isinstance(r["case"], str) and r["case"]
+        assert math.isfinite(r["value"]) and math.isfinite(r["spread"]), r
+        assert r["spread"] >= 0, r
+        if "target" in r and r["target"] is not None:
+            assert r["meets_target"] == (
+                r["value"] <= r["target"] if r["unit"] == "GiB" else r["value"] >= r["target"]
+            ), r
+
+
+def _run_section(argv: list[str], tmp_path, capsys) -> tuple[list[dict], str]:
+    assert bench_main.main([*argv, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    saved = json.loads((tmp_path / f"{argv[0]}.json").read_text())
+    assert saved["machine"]["cpu_count"] >= 1
+    return saved["rows"], printed
+
+
+def _find(rows: list[dict], case: str, metric: str) -> dict:
+    found = [r for r in rows if r["case"].startswith(case) and r["metric"] == metric]
+    assert len(found) == 1, (
+        f"expected one {case!r}/{metric!r} row, found {len(found)}: {[r['case'] for r in rows]}"
+    )
+    return found[0]
+
+
+@pytest.mark.slow
+def test_train_section_quick(tmp_path, capsys):
+    rows, printed = _run_section(["train", "--quick", "--variants", "fp32,bf16"], tmp_path, capsys)
+    _check_rows(rows, "train")
+    assert "== train ==" in printed and "matmul fp32" in printed
+
+    peak = _find(rows, "matmul fp32", "fp32 peak")
+    assert peak["value"] > 0 and peak["unit"] == "GFLOP/s"
+    for case in ("hvd_magtag fp32", "hvd_magtag bf16", "reference"):
+        rate = _find(rows, case, "train throughput")
+        step = _find(rows, case, "step time")
+        assert rate["unit"] == "samples/s" and rate["batch"] == 4
+        # throughput and step time are two views of one measurement
+        assert rate["value"] == pytest.approx(rate["batch"] / (step["value"] / 1e3), rel=1e-6)
+        fraction = _find(rows, case, "of fp32 matmul peak")
+        assert fraction["target"] == 0.60
+        achieved = _find(rows, case, "achieved")
+        assert fraction["value"] == pytest.approx(achieved["value"] / peak["value"], rel=1e-6)
+        assert "load1" in rate
+    for variant in ("fp32", "bf16"):
+        ratio = _find(rows, f"hvd_magtag {variant} / reference", "speed-up")
+        ours, ref = (
+            _find(rows, f"hvd_magtag {variant}", "train throughput"),
+            _find(rows, "reference", "train throughput"),
+        )
+        assert ratio["value"] == pytest.approx(ours["value"] / ref["value"], rel=1e-6)
+        assert ratio["target"] == 1.15
+
+    mem, mp3 = (
+        _find(rows, "fed from memory", "train throughput"),
+        _find(rows, "fed from mp3", "train throughput"),
+    )
+    feed = _find(rows, "fed from mp3 / fed from memory", "ratio")
+    assert feed["value"] == pytest.approx(mp3["value"] / mem["value"], rel=1e-6)
+    assert feed["target"] == 0.95
+    for case in ("eval mp3 -> clip scores, 3 windows/clip", "eval model only (memory), 3 windows/clip"):
+        ev = _find(rows, case, "eval throughput")
+        assert ev["unit"] == "clips/s" and ev["windows"] == 3 and ev["value"] > 0
+
+
+def test_train_reference_matches_registry_model():
+    """The plain-Keras reference is the same network as the registry SampleCNN (parameter count per layer
+    kind), at the full 3^9 size: the bench's speed-up is between equal models."""
+    import numpy as np
+
+    from hvd_magtag.bench.train import reference_samplecnn
+    from hvd_magtag.models import create_model
+    from hvd_magtag.models.raw import SAMPLECNN_3_9_PARAMS_50_TAGS
+    from hvd_magtag.models.registry import get_spec
+
+    ref = reference_samplecnn(get_spec("samplecnn"), 50, 3, 9, 1.0)
+    ours = create_model("samplecnn", n_tags=50)
+    count = lambda m: int(sum(np.prod(v.shape) for v in m.trainable_variables))  # noqa: E731
+    assert count(ref) == SAMPLECNN_3_9_PARAMS_50_TAGS == count(ours)
+    assert ref.input_shape == ours.input_shape and ref.output_shape == ours.output_shape
+    conv_shapes = lambda m: [tuple(v.shape) for v in m.trainable_variables if len(v.shape) == 3]  # noqa: E731
+    assert conv_shapes(ref) == conv_shapes(ours)
+
+
+def test_train_rejects_unknown_variant(capsys):
+    with pytest.raises(SystemExit, match="unknown fp8"):
+        bench_main.main(["train", "--quick", "--variants", "fp32,fp8"])
+
+
+@pytest.mark.multirank
+def test_scaling_section_quick(tmp_path, capsys):
+    rows, printed = _run_section(["scaling", "--quick"], tmp_path, capsys)
+    _check_rows(rows, "scaling")
+    assert "== scaling ==" in printed
+    one = _find(rows, "train np=1", "throughput (all ranks)")
+    two = _find(rows, "train np=2", "throughput (all ranks)")
+    assert one["np"] == 1 and two["np"] == 2 and two["threads_per_rank"] == 1
+    assert _find(rows, "train np=2", "throughput per rank")["value"] == pytest.approx(two["value"] / 2)
+    speedup = _find(rows, "scaling np=2 / np=1", "speed-up")
+    assert speedup["value"] == pytest.approx(two["value"] / one["value"], rel=1e-6)
+    assert speedup["target"] == 1.8
+    rss = _find(rows, "train np=2", "peak RSS per rank")
+    assert 0.05 < rss["value"] < 64 and rss["target"] == 3.0  # a TF process: tens of MiB at least
+    for compression in ("none", "fp16"):
+        latency = _find(rows, f"allreduce gradients np=2, compression={compression}", "latency")
+        bw = _find(rows, f"allreduce gradients np=2, compression={compression}", "algbw")
+        assert latency["value"] > 0 and latency["tensors"] >= 2
+        assert bw["value"] == pytest.approx(bw["payload_bytes"] / 1e6 / (latency["value"] / 1e3), rel=1e-6)
+
+
+def test_scaling_worker_needs_settings():
+    """The worker entry point (what horovodrun starts) fails with a usage error, not a traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "hvd_magtag.bench.scaling"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and "--worker" in proc.stderr
