@@ -36,6 +36,14 @@ issue 4290). Every function here accepts Keras or TensorFlow variables and hands
 ``tf.Variable`` (``keras_variable.value``). ``horovod.tensorflow.keras`` is never used: its optimizer hooks
 are not called by Keras 3 optimizers, so gradients would silently not be averaged.
 
+Elastic jobs
+------------
+``state = elastic_state(model, optimizer, step=0)`` and ``@elastic_run def train(state): ...`` with
+``state.commit()`` every few steps (``horovodrun --min-np/--max-np --host-discovery-script``; on one host
+add ``--network-interface lo``). Use these rather than Horovod's ``TensorFlowState``: in eager TF2 its
+re-sync after a reset does not broadcast the variables (seen here: ranks ended 7.8 apart after a reset),
+and ``TensorFlowKerasState`` calls Keras 2 APIs.
+
 Batch normalisation
 -------------------
 Gradient averaging keeps *trainable* weights identical on every rank. BatchNormalization's moving mean and
@@ -49,6 +57,7 @@ statistics, so a BN model on N ranks is not numerically the same as one process 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -61,6 +70,7 @@ from typing import Any
 #: (horovodrun/Gloo, Open MPI, MPICH/Intel MPI/Slurm PMI-2, MVAPICH, Slurm PMIx, IBM jsrun.)
 LAUNCHER_ENV = (
     "HOROVOD_RANK",
+    "HOROVOD_GLOO_RENDEZVOUS_ADDR",
     "OMPI_COMM_WORLD_SIZE",
     "PMI_SIZE",
     "MV2_COMM_WORLD_SIZE",
@@ -312,6 +322,114 @@ class DistributedGradientTape:
         holds the same number of examples (``drop_remainder=True`` batches of global_batch // size).
         """
         return self._tape.gradient(target, backing_variables(sources), output_gradients=output_gradients)
+
+
+# ------------------------------------------------------------------------------------------ elastic
+class LocalElasticState:
+    """Size-1 stand-in for :func:`elastic_state`: the keyword attributes, and no-op commit/sync/restore."""
+
+    def __init__(self, **attributes: Any) -> None:
+        self.__dict__.update(attributes)
+        self._reset_callbacks: list = []
+
+    def commit(self) -> None:
+        pass
+
+    def save(self) -> None:
+        pass
+
+    def restore(self) -> None:
+        pass
+
+    def sync(self) -> None:
+        pass
+
+    def check_host_updates(self) -> None:
+        pass
+
+    def register_reset_callbacks(self, callbacks) -> None:
+        self._reset_callbacks.extend(callbacks)
+
+
+def elastic_state(model, optimizer, **attributes: Any):
+    """State of an elastic job (``horovodrun --min-np/--max-np --host-discovery-script``, Gloo).
+
+    Tracks every model and optimizer variable (optimizer built first) plus ``attributes`` (e.g.
+    ``step=0, epoch=0``, exposed as ``state.step``). ``state.commit()`` saves a restore point (and checks
+    for host changes); when ranks join or fail, every rank rolls back to the last commit and the state is
+    re-broadcast from rank 0 (variables included; Horovod's own ``TensorFlowState`` skips its variables on
+    re-sync in eager TF2 and ``TensorFlowKerasState`` calls Keras 2 APIs). After a reset the
+    :func:`context` is refreshed (rank and size may have changed). Local backend: :class:`LocalElasticState`.
+    Use with :func:`elastic_run`.
+    """
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    variables = backing_variables([*model.variables, *optimizer.variables])
+    if _backend() == "local":
+        return LocalElasticState(**attributes)
+    state = _keras_state_class()(variables, **attributes)
+    state.register_reset_callbacks([_refresh_context])
+    return state
+
+
+def elastic_run(fn):
+    """Decorator: run ``fn(state, ...)`` under ``hvd.elastic.run`` (retry from the last commit on resets).
+
+    Resolved at call time, so decorating at import does not initialise anything. Local backend: a plain call.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(state, *args, **kwargs):
+        if _backend() == "local":
+            return fn(state, *args, **kwargs)
+        return _horovod().elastic.run(fn)(state, *args, **kwargs)
+
+    return wrapper
+
+
+@functools.cache
+def _keras_state_class():
+    """``hvd.elastic.ObjectState`` + a list of tf.Variables saved/restored/broadcast with it (built lazily)."""
+    hvd = _horovod()
+    from horovod.common.elastic import ObjectState
+
+    class KerasElasticState(ObjectState):
+        def __init__(self, variables: list, **attributes: Any) -> None:
+            self._variables = variables
+            self._save_variables()
+            super().__init__(bcast_object=hvd.broadcast_object, get_rank=hvd.rank, **attributes)
+
+        def save(self) -> None:
+            self._save_variables()
+            super().save()
+
+        def restore(self) -> None:
+            for var, value in zip(self._variables, self._saved_values):
+                var.assign(value)
+            super().restore()
+
+        def sync(self) -> None:
+            hvd.broadcast_variables(self._variables, root_rank=0)
+            self._save_variables()
+            super().sync()
+
+        def _save_variables(self) -> None:
+            self._saved_values = [var.numpy() for var in self._variables]
+
+    return KerasElasticState
+
+
+def _refresh_context() -> None:
+    """After an elastic reset (hvd re-initialised): rank, size and local layout from Horovod."""
+    global _context
+    hvd = _horovod()
+    with _lock:
+        old = _context
+        threads = old.threads if old is not None else max(1, available_cores() // hvd.local_size())
+        _context = Context(
+            hvd.rank(), hvd.size(), hvd.local_rank(), hvd.local_size(), hvd.rank() == 0, threads, "horovod"
+        )
+    get_logger(__name__).info("elastic reset: now rank %d of %d", _context.rank, _context.size)
 
 
 # -------------------------------------------------------------------------------------- collectives

@@ -381,6 +381,56 @@ def test_broadcast_makes_different_ranks_identical(tmp_path, horovodrun):
     assert_identical(adam_after[1], adam_after[0], "unbuilt Adam + model after the broadcast")
 
 
+# ---------------------------------------------------------------------------------------- elastic
+def test_local_elastic_state_and_run(ctx):
+    keras.utils.set_random_seed(0)
+    model = toy.conv_model()
+    optimizer = keras.optimizers.SGD(learning_rate=0.1)
+    state = distributed.elastic_state(model, optimizer, step=3, epoch=1)
+    assert isinstance(state, distributed.LocalElasticState) and optimizer.built
+    assert (state.step, state.epoch) == (3, 1)
+
+    @distributed.elastic_run
+    def train(state, extra):
+        state.step += extra
+        state.commit()
+        return state.step
+
+    assert train(state, 2) == 5 and train.__name__ == "train"
+
+
+@pytest.mark.multirank
+def test_elastic_job_recovers_from_a_failed_rank(tmp_path, horovodrun):
+    """Rank 1 fails once before step 2; both roll back to their last commit, re-sync and finish. The final
+    weights equal an uninterrupted 1-process run, so the rollback and the variable re-broadcast both work
+    (a reset callback overwrites rank 1's weights with 7.0 before the re-sync)."""
+    reference = tmp_path / "reference"
+    run_local(SCRIPTS / "elastic_train.py", "--out", reference)
+    discover = tmp_path / "discover_hosts.sh"
+    discover.write_text("#!/bin/sh\necho localhost:2\n")
+    discover.chmod(0o755)
+    elastic = ["--min-np", 2, "--max-np", 2, "--network-interface", "lo", "--host-discovery-script", discover]
+    out = tmp_path / "elastic"
+    proc = run_horovod(
+        SCRIPTS / "elastic_train.py",
+        np=2,
+        args=["--out", out, "--fail-at", 2],
+        timeout=JOB_TIMEOUT,
+        launcher_args=elastic,
+    )
+    check_ok(proc)
+    events = [json.loads((out / f"final.rank{r}.json").read_text()) for r in (0, 1)]
+    assert [e["failed"] for e in events] == [False, True], "rank 1 should have failed once"
+    assert [e["resets"] for e in events] == [1, 1] and {e["step"] for e in events} == {5}
+    final0, final1 = (toy.load_state(out / f"final.rank{r}.npz") for r in (0, 1))
+    assert_identical(final0, final1, "elastic: rank 0 vs rank 1")
+    expected = toy.load_state(reference / "final.rank0.npz")
+    for k in expected:
+        np.testing.assert_allclose(
+            final0[k], expected[k], rtol=RTOL, atol=ATOL, err_msg=f"elastic vs 1 process: {k}"
+        )
+
+
 # ------------------------------------------------------------------------------ process hygiene
 @pytest.mark.multirank
 @CONTROLLERS

@@ -64,8 +64,12 @@ def run_horovod(
     gloo: bool = False,
     timeout: float = 120,
     env: Mapping[str, str] | None = None,
+    *,
+    launcher_args: Sequence[object] = (),
 ) -> subprocess.CompletedProcess:
-    """``horovodrun -np {np} [--gloo] {python} {script} {args}``; stdout/stderr captured as text.
+    """``horovodrun -np {np} [--gloo] {launcher_args} {python} {script} {args}``; stdout/stderr captured as text.
+
+    ``launcher_args``: extra horovodrun options, e.g. ``["--min-np", 2, "--host-discovery-script", path]``.
 
     Raises ``subprocess.TimeoutExpired`` (with the output so far) after ``timeout`` seconds, having killed
     the whole job. A non-zero exit is returned, not raised: use :func:`check_ok`.
@@ -78,7 +82,8 @@ def run_horovod(
     script = Path(script).resolve()
     if not script.is_file():
         raise FileNotFoundError(f"multi-rank script {script} does not exist")
-    cmd = [str(launcher), "-np", str(np), *(["--gloo"] if gloo else []), sys.executable, str(script)]
+    cmd = [str(launcher), "-np", str(np), *(["--gloo"] if gloo else []), *map(str, launcher_args)]
+    cmd += [sys.executable, str(script)]
     cmd += [str(a) for a in args]
     job_id = uuid.uuid4().hex
     proc = subprocess.Popen(
