@@ -50,9 +50,10 @@ Gradient averaging keeps *trainable* weights identical on every rank. BatchNorma
 variance are *not* trained: each rank updates them from its own local batches, so they drift apart across
 ranks. Make them identical before using or saving them (checkpoints, validation) with
 ``broadcast_variables(model.non_trainable_variables)`` (rank 0's statistics) or ``average_variables(...)``
-(the mean over ranks; for moving means this equals what one process seeing the global batches would hold,
-for moving variances it is an approximation). During training, BN normalises with *local* batch
-statistics, so a BN model on N ranks is not numerically the same as one process on the global batch.
+(the mean over ranks: an estimate from every rank's data; for variances it ignores the spread between the
+ranks' means). During training, BN normalises with *local* batch statistics (batch // size examples), so
+a BN model on N ranks is not numerically the same as one process on the global batch; without BN it is
+(tests/test_distributed.py: equal within 1e-5 after 5 SGD-momentum steps).
 """
 
 from __future__ import annotations
