@@ -99,7 +99,8 @@ def _clip_arrays(clips: Sequence[Clip], spec: ModelSpec, fmt: str, manifest: Any
                 x = audio.all_windows(x, spec.window, align)
         return x, n
 
-    ds = tf.data.Dataset.range(len(clips)).map(load, num_parallel_calls=threads or tf.data.AUTOTUNE)
+    parallel = threads or tf.data.AUTOTUNE
+    ds = tf.data.Dataset.range(len(clips)).map(load, num_parallel_calls=parallel, deterministic=True)
     for x, n in ds.prefetch(4).as_numpy_iterator():
         if fmt == "fbank":
             x = reference_logfbank(x, spec.fbank, spec.sample_rate)
