@@ -389,14 +389,16 @@ def export_run(run_dir: str | Path, weights: str = "best", out: str | Path | Non
     import shutil
     import tempfile
 
-    import tensorflow as tf
-
     from hvd_magtag.rundir import RunDir
 
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise ExportError(f"{run.path}: run directory not found; pass the folder hvd_magtag.train wrote")
-    spec, tags = run.spec, run.tags
+    spec, tags = run.spec, run.tags  # RunDirError (no run.json) before TensorFlow is imported
+    run.weights_path(weights)  # RunDirError if those weights are missing
+
+    import tensorflow as tf
+
     model = run.load_model(weights)
     module = tagging_module(model, spec, tags)
     out = Path(out).expanduser().resolve() if out else run.export_dir

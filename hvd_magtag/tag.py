@@ -84,6 +84,8 @@ RESAMPLE_MARGIN_SECONDS = 0.05
 _INT16_SCALE = 32768.0
 #: Version of the JSON output schema documented above.
 JSON_SCHEMA_VERSION = 1
+#: Error text for a --model path that does not exist.
+MODEL_NOT_FOUND = "model not found; pass a run directory or an export folder (--model)"
 #: Output formats of the CLI.
 OUTPUT_FORMATS = ("table", "json", "csv")
 
@@ -180,7 +182,7 @@ class Tagger:
 
         path = Path(model).expanduser().resolve()
         if not path.exists():
-            raise TaggerError(f"{path}: model not found; pass a run directory or an export folder (--model)")
+            raise TaggerError(f"{path}: {MODEL_NOT_FOUND}")
         if is_export_dir(path):
             import tensorflow as tf
 
@@ -605,6 +607,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # tensorflow-io's resampler warns on every trace
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    model = Path(args.model).expanduser().resolve()
+    if not model.exists():  # before TensorFlow is imported: the answer is instant
+        print(f"error: {model}: {MODEL_NOT_FOUND}", file=sys.stderr)
+        return 2
     files, any_folder = audio_files(args.inputs)
     if not files:
         print(
