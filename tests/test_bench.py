@@ -81,9 +81,11 @@ def test_train_section_quick(tmp_path, capsys):
         _find(rows, "fed from memory", "train throughput"),
         _find(rows, "fed from mp3", "train throughput"),
     )
-    feed = _find(rows, "fed from mp3 / fed from memory", "ratio")
-    assert feed["value"] == pytest.approx(mp3["value"] / mem["value"], rel=1e-6)
-    assert feed["target"] == 0.95
+    tfr = _find(rows, "fed from tfrecord (raw)", "train throughput")
+    for source, fed in (("mp3", mp3), ("tfrecord (raw)", tfr)):
+        feed = _find(rows, f"fed from {source} / fed from memory", "ratio")
+        assert feed["value"] == pytest.approx(fed["value"] / mem["value"], rel=1e-6)
+        assert feed["target"] == 0.95
     for case in ("eval mp3 -> clip scores, 3 windows/clip", "eval model only (memory), 3 windows/clip"):
         ev = _find(rows, case, "eval throughput")
         assert ev["unit"] == "clips/s" and ev["windows"] == 3 and ev["value"] > 0
@@ -106,6 +108,25 @@ def test_train_reference_matches_registry_model():
     assert ref.input_shape == ours.input_shape and ref.output_shape == ours.output_shape
     conv_shapes = lambda m: [tuple(v.shape) for v in m.trainable_variables if len(v.shape) == 3]  # noqa: E731
     assert conv_shapes(ref) == conv_shapes(ours)
+
+
+def test_train_mixed_variant_computes_in_bfloat16_with_float32_output():
+    import argparse
+
+    import numpy as np
+
+    from hvd_magtag.bench.train import _settings, add_arguments, build_variant
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    s = _settings(parser.parse_args(["--quick"]))
+    model, step = build_variant(s, "bf16")
+    x = np.zeros((2, *model.spec.input_shape()), np.float32)
+    assert model(x).dtype == "float32"
+    assert model.get_layer("conv0").compute_dtype == "bfloat16"
+    assert all(v.dtype == "float32" for v in model.trainable_variables)  # float32 master weights
+    loss = float(step(x, np.zeros((2, s.n_tags), np.float32)))
+    assert np.isfinite(loss)
 
 
 def test_train_rejects_unknown_variant(capsys):

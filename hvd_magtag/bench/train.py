@@ -14,7 +14,8 @@ load hits all cases alike. Cases:
   ``--variants`` entry (:data:`VARIANTS`: precision policy x XLA ``jit_compile``);
 - ``fed from memory`` / ``fed from mp3``: ``--feed-variant``'s step fed by ``tf.data`` from in-memory
   windows vs by :func:`hvd_magtag.data.pipeline.train_dataset` decoding a temporary mp3 dataset
-  (``--clips`` 30 s 16 kHz mono clips written with ``tfio.audio.encode_mp3``), as ``train.py`` feeds it;
+  (``--clips`` 30 s 16 kHz mono clips written with ``tfio.audio.encode_mp3``), as ``train.py`` feeds it,
+  and from a raw-waveform TFRecord extraction of the same clips (``data.tfrecord_dir``);
 - ``eval``: clips/s at ``--eval-windows`` windows per clip, through
   :func:`hvd_magtag.evaluate.predict_clips` (mp3 -> windows -> scores -> per-clip mean) and through the
   model alone on in-memory windows.
@@ -22,7 +23,8 @@ load hits all cases alike. Cases:
 Training FLOPs per step = 3 x forward FLOPs (:func:`hvd_magtag.bench.models.model_flops`) x batch.
 Targets, printed as ratios next to the value (never asserted): a variant's step >= 1.15x the reference
 (:data:`TARGET_VS_REFERENCE`) and >= 60% of the fp32 matmul rate (:data:`TARGET_PEAK_FRACTION`); mp3-fed
-training >= 0.95x memory-fed (:data:`TARGET_MP3_VS_MEMORY`). Each row carries the 1-minute load average
+training >= 0.95x memory-fed (:data:`TARGET_MP3_VS_MEMORY`; printed for TFRecord-fed too). Mixed-precision
+variants keep the output layer ``tags`` in float32 (Keras' mixed-precision advice). Each row carries the 1-minute load average
 when its case finished (``load1``): on a shared CPU, trust ratios from one run more than absolute numbers.
 """
 
@@ -57,6 +59,8 @@ VARIANTS = {
     "bf16": ("mixed_bfloat16", False),
     "bf16+xla": ("mixed_bfloat16", True),
 }
+#: Name of every registry model's output Dense layer (hvd_magtag.models: per-tag sigmoid probabilities).
+OUTPUT_LAYER = "tags"
 #: Seconds of each clip of the temporary mp3 dataset (an MTAT clip is ~29 s).
 CLIP_SECONDS = 30.0
 #: ``--quick``: tiny settings that run every case in seconds (smoke tests), not meaningful numbers.
@@ -184,6 +188,8 @@ def build_variant(s: SimpleNamespace, variant: str):
         model = create_model(s.model, n_tags=s.n_tags, **model_overrides(s))
     finally:
         keras.mixed_precision.set_global_policy(previous)
+    if policy.startswith("mixed_"):  # Keras' advice: the output layer (sigmoid probabilities) in float32
+        model.get_layer(OUTPUT_LAYER).dtype_policy = "float32"
     optimizer = make_optimizer(cfg.optimizer, cfg, cfg.lr)
     optimizer.build(model.trainable_variables)
     return model, make_train_step(model, optimizer, cfg)
@@ -389,8 +395,18 @@ def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
 
             return one_step
 
+        from hvd_magtag.data import tfrecord
+
+        t0 = time.perf_counter()
+        tfr = work / "tfrecord-raw"
+        tfrecord.extract({"train": clips[: s.clips]}, spec, "raw", tfr, manifest=rates, threads=ctx.threads,
+                         progress=False)  # fmt: skip
+        log.info("extracted %d clips to TFRecord in %.1f s", s.clips, time.perf_counter() - t0)
+        records = iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=rates,
+                                              threads=ctx.threads, tfrecord_dir=str(tfr)))  # fmt: skip
         cases["fed from memory"] = fed(memory)
         cases["fed from mp3"] = fed(mp3)
+        cases["fed from tfrecord (raw)"] = fed(records)
 
     if "eval" not in s.skip:
         eval_clips = clips[: s.eval_clips]
@@ -426,11 +442,12 @@ def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
             rate, rate_spread = _rate(s.eval_clips, mean, spread)
             rows.append(row(BENCH, f"{name}, {s.eval_windows} windows/clip", "eval throughput", rate,
                             "clips/s", rate_spread, load1=load, windows=s.eval_windows, **extra))  # fmt: skip
-    if "fed from mp3" in timings:
-        ratio = timings["fed from memory"][0] / timings["fed from mp3"][0]
-        rows.append(row(BENCH, "fed from mp3 / fed from memory", "ratio", ratio, "x",
-                        target=TARGET_MP3_VS_MEMORY, meets_target=bool(ratio >= TARGET_MP3_VS_MEMORY),
-                        **extra))  # fmt: skip
+    for source in ("mp3", "tfrecord (raw)"):
+        if f"fed from {source}" in timings:
+            ratio = timings["fed from memory"][0] / timings[f"fed from {source}"][0]
+            rows.append(row(BENCH, f"fed from {source} / fed from memory", "ratio", ratio, "x",
+                            target=TARGET_MP3_VS_MEMORY, meets_target=bool(ratio >= TARGET_MP3_VS_MEMORY),
+                            **extra))  # fmt: skip
     return rows
 
 
