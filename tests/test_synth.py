@@ -86,7 +86,7 @@ def test_mp3_is_16k_mono(tiny):
     assert 0.01 < np.sqrt(np.mean(x**2)) < 0.5
 
 
-def test_reuse_and_refuse(tiny, tmp_path):
+def test_reuse_refuse_and_overwrite(tiny, tmp_path):
     out, _ = tiny
     again = synth.generate(out, 24, seconds=1.0, seed=7, workers=1, broken_rate=0.1)
     assert again.reused
@@ -94,6 +94,13 @@ def test_reuse_and_refuse(tiny, tmp_path):
         synth.generate(out, 25, seconds=1.0, seed=7, workers=1)
     with pytest.raises(ValueError, match="--clips"):
         synth.plan_dataset(0)
+    first = synth.generate(tmp_path, 5, seconds=0.5, seed=1, workers=1, broken_rate=0.0)
+    second = synth.generate(tmp_path, 3, seconds=0.5, seed=2, workers=1, broken_rate=0.0, overwrite=True)
+    assert not first.reused and not second.reused
+    _, _, paths, _ = read_annotations(tmp_path / "annotations_final.csv")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("?/*")) == sorted(
+        paths
+    )  # no stale clips
 
 
 def test_deterministic_for_any_worker_count(tmp_path):

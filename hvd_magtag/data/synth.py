@@ -1495,9 +1495,16 @@ def generate(
     t0 = time.perf_counter()
     plans, info = plan_dataset(n_clips, seed, broken_rate)
     root.mkdir(parents=True, exist_ok=True)
-    stamp.unlink(missing_ok=True)
+    ours = stamp.exists()
+    for name in (STAMP, ANNOTATIONS, CLIP_INFO):  # written last: their presence means "complete"
+        (root / name).unlink(missing_ok=True)
+    keep = {p.mp3_path for p in plans}
     for f in FOLDERS:
         (root / f).mkdir(exist_ok=True)
+        if ours:  # a dataset we made before: drop its clips that the new plan does not list
+            for old in (root / f).iterdir():
+                if old.suffix in (".mp3", ".part") and f"{f}/{old.name}" not in keep:
+                    old.unlink()
     workers = max(1, min(workers or os.cpu_count() or 1, n_clips))
     jobs = [(p, float(seconds), seed) for p in plans]
     inaudible: dict[int, tuple[str, ...]] = {}
