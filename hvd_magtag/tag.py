@@ -359,9 +359,13 @@ class Tagger:
         return self._finish(str(path), acc)
 
     def tag_waveform(self, waveform: np.ndarray, sample_rate: int, name: str = "<waveform>") -> TagResult:
-        """Tag an in-memory waveform float32 ``[samples]`` or ``[samples, channels]`` at ``sample_rate`` Hz
-        (the exported ``from_waveform`` function, whole clip at once)."""
-        x = np.asarray(waveform, np.float32)
+        """Tag an in-memory waveform ``[samples]`` or ``[samples, channels]`` at ``sample_rate`` Hz: float in
+        [-1, 1], or integer PCM (scaled by its full scale, e.g. int16 / 32768). Runs the exported
+        ``from_waveform`` function (whole clip at once)."""
+        x = np.asarray(waveform)
+        if np.issubdtype(x.dtype, np.integer):
+            x = x / float(-np.iinfo(x.dtype).min)
+        x = x.astype(np.float32, copy=False)
         x = x[:, None] if x.ndim == 1 else x
         out = {k: v.numpy() for k, v in self.module.from_waveform(x, int(sample_rate)).items()}
         return TagResult(name, self.tags, out["clip"], out["taggram"], out["embedding"], len(x) / sample_rate)

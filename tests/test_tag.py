@@ -77,6 +77,8 @@ def test_streaming_equals_the_whole_clip_at_once(run_dir, tmp_path, rate):
     streamed = Tagger(run_dir, segment_seconds=0.3, chunk_windows=4, whole_file_max_bytes=0).tag(path)
     whole_file = Tagger(run_dir).tag(path)
     whole = Tagger(run_dir).tag_waveform(tf.audio.decode_wav(path.read_bytes()).audio.numpy(), rate)
+    pcm16 = np.frombuffer(path.read_bytes()[44:], np.int16).reshape(-1, 2)  # canonical 44-byte wav header
+    np.testing.assert_allclose(Tagger(run_dir).tag_waveform(pcm16, rate).clip, whole.clip, atol=STREAM_ATOL)
     for result in (streamed, whole_file):
         assert result.taggram.shape == whole.taggram.shape
         np.testing.assert_allclose(result.taggram, whole.taggram, atol=STREAM_ATOL)
