@@ -222,3 +222,29 @@ def test_tempo_singer_and_loudness_are_audible():
         k: np.sqrt(np.mean(synth.render(p, 2.0, 0)[0] ** 2)) for k, p in (("loud", loud), ("quiet", quiet))
     }
     assert 20 * np.log10(rms["loud"] / rms["quiet"]) > 12, rms
+
+
+def test_every_rule_names_an_mtat_column():
+    rules = [
+        *(g.tags for g in synth.GENRES.values()),
+        *synth.VOICE_GENRE_TAGS.values(),
+        *synth.TAG_RULES.values(),
+        *synth.ACCOMPANIMENT_RULES.values(),
+        *(r for pair in synth.KIT_TAGS.values() for r in pair),
+        *synth.VOICE_TAGS.values(),
+        synth.NO_VOCAL_TAGS,
+        synth.NO_VOCAL_EXTRA,
+        *synth.TEMPO_TAGS.values(),
+        *synth.LEVEL_TAGS.values(),
+    ]
+    named = {t for rule in rules for t, _ in rule} | {
+        "beats",
+        "dance",
+        "soft",
+        "solo",
+        "piano solo",
+        "classic",
+    }
+    named |= {"choral"}
+    assert named - set(load_tag_columns_188()) == set()
+    assert set(load_top50_tags()) <= named  # every top-50 tag can be produced
