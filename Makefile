@@ -18,15 +18,22 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 install: $(STAMP)
 
-# OpenMPI (headers + launcher) is an OS package; Horovod's MPI controller and mpi4py build against it.
+# OS packages: OpenMPI (headers + launcher; Horovod's MPI controller and mpi4py build against it), cmake and
+# g++ for the Horovod build, and LAME (tensorflow-io's encode_mp3 loads libmp3lame at run time: the synthetic
+# dataset is written as real mp3s).
+SYSTEM_PACKAGES := libopenmpi-dev openmpi-bin cmake g++ libmp3lame0
 mpi:
-	@if command -v mpicxx >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1; then :; \
+	@missing=""; \
+	command -v mpicxx >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 || missing="$$missing mpi"; \
+	command -v cmake >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 || missing="$$missing build-tools"; \
+	{ ldconfig -p 2>/dev/null | grep -q libmp3lame.so.0; } || missing="$$missing lame"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "[install] OpenMPI missing: installing libopenmpi-dev openmpi-bin cmake g++ (apt-get)"; \
+	  echo "[install] missing:$$missing; installing $(SYSTEM_PACKAGES) (apt-get)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenmpi-dev openmpi-bin cmake g++ >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	else \
-	  echo "error: OpenMPI not found. Run: sudo apt-get install -y libopenmpi-dev openmpi-bin cmake g++" \
+	  echo "error: system packages missing ($$missing). Run: sudo apt-get install -y $(SYSTEM_PACKAGES)" \
 	       "(or use environment.yml with conda), then 'make install' again." >&2; exit 2; \
 	fi
 

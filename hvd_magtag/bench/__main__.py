@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     p_all = sub.add_parser("all", help="every section with its defaults")
     p_all.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
 
     names = list(modules) if args.section == "all" else [args.section]
     status = 0
