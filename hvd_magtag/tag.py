@@ -167,6 +167,11 @@ class Tagger:
     weights: best | last | a .weights.h5 path (run directories only).
     segment_seconds / chunk_windows / whole_file_max_bytes: streaming granularity (memory vs overhead),
              see the module docstring and :meth:`segments`.
+
+    Superpool models: chunks hold whole groups of ``spec.n_windows`` windows and the clip probabilities
+    average the groups of every chunk. A file of at most ``chunk_windows`` windows gives exactly the exported
+    ``from_bytes`` result; in a longer file the last, partial group is topped up from the start of its own
+    chunk rather than from the start of the file.
     """
 
     def __init__(
