@@ -303,6 +303,20 @@ def test_cli_end_to_end(tmp_path):
     )
 
     assert main(["featuremaps", str(run_a.path), "--clip", "no-such-clip", "--out", str(out)]) == 2
+    few = [
+        "--layers",
+        "block1_conv,conv0",
+        "--max-channels",
+        "2",
+        "--tap",
+        "activation",
+        "--out",
+        str(out / "few"),
+    ]
+    assert main(["featuremaps", str(run_a.path), "--clip", "a/one.wav", *few]) == 0
+    with np.load(out / "few" / "run_a" / "featuremaps.npz") as npz:
+        assert list(npz["__layers__"]) == ["block1_conv", "conv0"] and npz["conv0"].min() >= 0  # after ReLU
+    assert len(list((out / "few" / "run_a").glob("*/ch*.wav"))) == 4
 
     fout = tmp_path / "filters"
     assert main(["filters", str(run_a.path), "--clips", "2", "--out", str(fout), "--axis", "mel"]) == 0

@@ -213,6 +213,10 @@ def describe_layers(encoder, spec, tap: str = "conv") -> list[ConvLayerInfo]:
     order = {layer.name: i for i, layer in enumerate(convs)}
     for layer in convs:
         shape = tuple(layer.output.shape)
+        if shape[1] is None:
+            raise AnalysisError(
+                f"layer {layer.name!r} has no fixed time length; build the model for spec.window"
+            )
         steps = int(shape[1])
         kind = "1d" if len(shape) == 3 else "2d"
         stride = input_stride * _snap_stride(input_steps / steps)
