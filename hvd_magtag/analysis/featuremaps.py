@@ -527,7 +527,7 @@ def dominant_frequency_1d(maps: np.ndarray, rate_hz: float) -> np.ndarray:
 
 
 def dominant_frequency_2d(maps: np.ndarray, spec) -> np.ndarray:
-    """Centre (Hz) of the mel band where each channel's time-averaged map (min-shifted) peaks: [channels]."""
+    """Centre (Hz) of the mel band where each channel's time-averaged map peaks: [channels]."""
     profiles = mel_profiles(maps, spec.fbank.n_mels)  # [channels, n_mels]
     return mel_centres_hz(spec.fbank, spec.sample_rate)[np.argmax(profiles, axis=1)]
 
@@ -623,15 +623,16 @@ def _fmt_hz(v: float) -> str:
     return "" if not np.isfinite(v) else f"{v:.1f}"
 
 
-def write_index(out: Path, rows: list[ChannelRow], clip_wav: str, title: str) -> None:
+def write_index(out: Path, rows: list[ChannelRow], clip_wav: str, title: str, tap: str = "conv") -> None:
     """``index.html`` (a table with <audio> players; runs side by side), ``index.md`` and ``index.csv``."""
+    where = "conv outputs" if tap == "conv" else "conv outputs after their batch norm / activation"
     fields = list(ChannelRow.__dataclass_fields__)
     with open(out / "index.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for r in rows:
             writer.writerow(asdict(r))
-    md = [f"# {title}", "", f"Input clip: [{clip_wav}]({clip_wav})", ""]
+    md = [f"# {title}", "", f"Input clip: [{clip_wav}]({clip_wav}); maps are {where}.", ""]
     md += [
         "| run | layer | channel | rate (Hz) | RMS | dominant (Hz) | audio |",
         "|---|---|---|---|---|---|---|",
@@ -671,7 +672,7 @@ def write_index(out: Path, rows: list[ChannelRow], clip_wav: str, title: str) ->
 td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}} .silent{{color:#b00}}</style></head>
 <body><h1>{esc(title)}</h1>
 <p>Input clip: <audio controls preload="none" src="{esc(clip_wav)}"></audio></p>
-<p>Each channel's conv map is upsampled from the layer rate to the audio rate (polyphase), DC removed and
+<p>Maps are {where}. Each channel's map is upsampled from the layer rate to the audio rate (polyphase), DC removed and
 normalised to {TARGET_RMS_DBFS:g} dBFS RMS with a soft peak limiter; 2-D maps are noise-vocoded through the
 mel filterbank. RMS is of the map itself (before normalisation); dominant = peak of the map's spectrum
 (1-D) or centre of the mel band where the channel's time-averaged map peaks (2-D); red = silent channel.</p>
@@ -725,7 +726,7 @@ def run_featuremaps(
             clip_wav = "input.wav"
             write_wav(out / clip_wav, np.clip(waveform, -1.0, 1.0), spec.sample_rate)
     title = f"Feature maps of {src.name}: " + " vs ".join(labels)
-    write_index(out, rows, clip_wav, title)
+    write_index(out, rows, clip_wav, title, tap)
     log.info("featuremaps: %d channels written under %s (open index.html)", len(rows), out)
     return out
 
