@@ -11,17 +11,25 @@ Three estimates, all on the **audio-frequency axis** (Hz of the input audio):
    rate r covers audio frequencies 0..r/2, at resolution r / nperseg.
 3. *Transfer estimates* (:func:`transfer_estimates`): each channel's map spectrum divided by the average (over
    channels) spectrum of the level below: the nearest conv layer upstream in the graph (the main path, not a
-   residual shortcut; ``ConvLayerInfo.below``), or the input audio for the first layer. **Layers at lower rates are compared on the common frequency range**: the level below (rate
-   r_prev >= r) is linearly interpolated onto the layer's own grid 0..r/2, and the ratio is only defined
-   there; above min(r, r_prev)/2 the estimate is NaN (drawn blank). Energy that striding aliases down into
-   0..r/2 is part of what the layer does and is not undone. Between two conv layers sit batch norm,
-   activation and pooling: the estimate describes the whole step "level below -> this conv's output"
-   (with ``--tap activation`` both ends are taken after their batch norm / activation instead).
+   residual shortcut; ``ConvLayerInfo.below``), or the input audio for the first layer.
+   **Layers at lower rates are compared on the common frequency range**: the level below (rate
+   r_below >= r) is linearly interpolated onto the layer's own grid 0..r/2, and the ratio is only defined
+   there; above min(r, r_below)/2 the estimate is NaN (drawn blank). Energy that striding aliases down into
+   0..r/2 is part of what the layer does and is not undone. (The alternative, spectra of the sonified,
+   upsampled maps on 0..sample_rate/2, gives the same numbers below r/2 and only the resampler's stop band
+   above it, so it is not used.) Between two conv layers sit batch norm, activation and pooling: the
+   estimate describes the whole step "level below -> this conv's output" (with ``--tap activation`` both
+   ends are taken after their batch norm / activation instead).
+
+Spectra are amplitude spectral densities (``sqrt`` of Welch's PSD, map units per sqrt(Hz)), so a transfer
+estimate between levels at different rates carries a constant (frequency-independent) factor; figures are
+drawn in dB re each figure's maximum, and the numbers beside them are the raw ratios.
 
 Spectrogram (Conv2D) models: time is at frame rate, so instead of (2)/(3) each channel's *frequency profile*
 (mean over time of its map along the mel axis, linearly upsampled to ``n_mels``) is reported
-(:func:`mel_profile_levels`), with a transfer estimate along the mel axis (profile RMS over the previous conv
-layer's average profile RMS; the first 2-D layer has none).
+(:func:`mel_profile_levels`), with a transfer estimate along the mel axis (each channel's RMS-over-time
+profile over the level below's channel-average RMS profile; the first 2-D layer, whose level below is the
+input, has none).
 
 Typical use::
 
@@ -152,7 +160,7 @@ def average_spectra(
     extractor = map_extractor(model, layer_names, tap)
     for w in waveforms:
         f, m = map_spectrum(np.asarray(w, np.float64)[:, None], spec.sample_rate, n_in)
-        freqs[INPUT_LEVEL], sums[INPUT_LEVEL] = f, sums.get("input", 0) + m
+        freqs[INPUT_LEVEL], sums[INPUT_LEVEL] = f, sums.get(INPUT_LEVEL, 0) + m
         maps, infos = feature_maps(model, w, extractor=extractor)
         for info in infos:
             if info.kind != "1d":
