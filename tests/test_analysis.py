@@ -349,3 +349,29 @@ def test_cli_spectrogram_model(tmp_path):
     with np.load(fout / "profiles" / f"{layers[0]['name']}.npz") as npz:
         assert npz["values"].shape == (layers[0]["channels"], spec.fbank.n_mels)
     assert (fout / "profile_transfer" / f"{layers[1]['name']}.png").is_file()
+
+
+@pytest.mark.parametrize("axis", ["log", "mel"])
+def test_heatmap_draws_each_bin_at_its_frequency(tmp_path, axis):
+    from hvd_magtag.analysis import plots
+
+    plt = plots._pyplot()
+    freqs = np.fft.rfftfreq(512, 1 / RATE)  # 31.25 Hz bins
+    values = np.full((2, len(freqs)), 1e-3)
+    hot = int(np.argmin(np.abs(freqs - 1000.0)))
+    values[1, hot] = 1.0
+    fig, ax = plt.subplots()
+    image = plots._draw_heatmap(ax, freqs, plots.to_db(values), axis, RATE / 4, 0.0)  # axis ends at 4 kHz
+    pixels = np.asarray(image.get_array())
+    left, right, _, _ = image.get_extent()
+    centres = np.linspace(left, right, pixels.shape[1] + 1)[:-1] + (right - left) / pixels.shape[1] / 2
+    inverse = (lambda v: 10.0**v) if axis == "log" else plots._mel_to_hz
+    hot_hz = inverse(centres[pixels[1] == pixels[1].max()])
+    assert np.all(np.abs(hot_hz - freqs[hot]) <= (freqs[1] - freqs[0]) / 2 + 1e-6)
+    assert inverse(right) == pytest.approx(RATE / 4, rel=0.01)
+    plt.close(fig)
+    # an overview whose only layer lies below the log axis floor still writes the linked figure
+    plots.stacked_heatmaps(
+        tmp_path / "overview", [("deep", np.linspace(0, 5, 6), np.ones((2, 6)))], "t", "log", 8e3
+    )
+    assert {p.suffix for p in tmp_path.glob("overview.*")} == {".png", ".svg", ".npz"}

@@ -191,7 +191,13 @@ def stacked_heatmaps(
     panels = [p for p in panels if p[0] not in hidden]
     if hidden:
         title += f"\n(below {xmin:g} Hz, not shown: {', '.join(hidden)})"
-    if not panels:
+    if not panels:  # still write the figure the index links to, saying why it is empty
+        fig, ax = plt.subplots(figsize=(7.5, 2))
+        ax.text(0.5, 0.5, "no layer reaches the axis", ha="center", va="center")
+        ax.set_axis_off()
+        ax.set_title(title, fontsize=10)
+        _save(fig, stem)
+        plt.close(fig)
         return
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 1.6 * len(panels) + 1), squeeze=False, sharex=True)
     mesh = None
