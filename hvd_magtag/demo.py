@@ -44,7 +44,11 @@ def _run(cmd: list[str], what: str) -> float:
     """Run ``cmd`` with the terminal as its stdout/stderr; returns seconds; DemoError if it fails."""
     _log(f"{what}: {shlex.join(cmd)}")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Open MPI busy-polls while a rank waits; on a small or shared machine that steals the other rank's core.
+    env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
+    proc = subprocess.Popen(cmd, start_new_session=True, env=env)
     try:
         code = proc.wait()
     except BaseException:  # Ctrl-C: stop the whole job (horovodrun and its ranks), then re-raise
@@ -71,6 +75,20 @@ def launcher(np: int) -> list[str]:
 
 def dataset_ready(data: Path) -> bool:
     return (data / "annotations_final.csv").is_file()
+
+
+def _synth_note(data: Path, clips: int, seconds: float) -> str:
+    """``"; made with ..."`` when an existing synthetic dataset differs from the requested size."""
+    try:
+        params = json.loads((data / "synth.json").read_text())["params"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    if (params.get("clips"), params.get("seconds")) == (clips, seconds):
+        return ""
+    return (
+        f"; made with {params.get('clips')} clips of {params.get('seconds')} s, not {clips} of {seconds} s: "
+        "delete it to rebuild"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             raise DemoError(f"--config {args.config}: file not found")
         times = {}
         if dataset_ready(data):
-            _log(f"dataset: {data} (already there)")
+            _log(f"dataset: {data} (already there{_synth_note(data, args.clips, args.clip_seconds)})")
         else:
             times["synthesis"] = _run(
                 [

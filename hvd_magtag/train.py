@@ -104,11 +104,10 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
 
 
 def _env_rank() -> int:
-    """This process's rank from the launcher's environment (before Horovod is initialised)."""
-    for var in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return 0
+    """This process's rank from the launcher's environment (Horovod may not be initialised yet)."""
+    from hvd_magtag.distributed import RANK_ENV
+
+    return next((int(os.environ[v]) for v in RANK_ENV if os.environ.get(v, "").isdigit()), 0)
 
 
 def run_cli(fn, debug: bool = False) -> int:
