@@ -199,14 +199,17 @@ def _f0(x: np.ndarray) -> float:
 
 def test_tempo_singer_and_loudness_are_audible():
     plans, _ = synth.plan_dataset(400, seed=2, broken_rate=0.0)
-    # the same scene played at a "fast" and at a "slow" tempo: more onsets per second
-    for genre in ("classical", "rock", "techno", "indian"):
+    # the same scene played at a "fast" and at a "slow" tempo: more onsets per second (melodic scenes as they
+    # are; band scenes by their drums, whose onsets a simple detector finds under distorted guitars too)
+    for genre in ("classical", "indian", "acoustic", "rock", "techno"):
         plan = next(p for p in plans if p.genre == genre)
+        if plan.drums:
+            plan = dataclasses.replace(plan, instruments=(), voice="")
         rate = {
             t: _onset_rate(synth.render(dataclasses.replace(plan, bpm=bpm), 4.0, 2)[0])
             for t, bpm in (("fast", synth.FAST_BPM + 10), ("slow", synth.SLOW_BPM - 10))
         }
-        assert rate["fast"] > 1.3 * rate["slow"], (genre, plan.instruments, rate)
+        assert rate["fast"] > 1.5 * rate["slow"], (genre, plan.instruments, rate)
 
     base = next(p for p in plans if p.genre == "pop")
     pitch = {}

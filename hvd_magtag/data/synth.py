@@ -688,8 +688,8 @@ def _chord_part(s: _Score, octave: int, per_bar: str, vel=(0.5, 0.8)) -> Notes:
         if per_bar == "block":
             for p in tones:
                 out.append((t0, bar, float(p), float(s.rng.uniform(*vel))))
-        elif per_bar == "strum":
-            for b in range(4):
+        elif per_bar == "strum":  # on the beats, 8ths when fast
+            for b in np.arange(0, 4, 0.5 if s.bpm >= FAST_BPM else 1.0):
                 for k, p in enumerate(tones + [tones[0] + 12]):
                     out.append((t0 + b * s.beat + 0.012 * k, s.beat, float(p), float(s.rng.uniform(*vel))))
         elif per_bar == "power":
@@ -1114,32 +1114,46 @@ def _sitar(notes: Notes, n: int, rng: np.random.Generator, score: _Score, cache:
     return out + 0.6 * drone
 
 
-def _voice(kind: str, s: _Score, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Singing: glottal pulses with vibrato through vowel formants (female: higher f0 and formants).
+_VOWELS = {  # F1, F2, F3 (Hz), adult male
+    "a": (730, 1090, 2440),
+    "e": (530, 1840, 2480),
+    "i": (290, 2290, 3010),
+    "o": (570, 840, 2410),
+    "u": (320, 870, 2240),
+}
+_VOICE_RANGE = {  # MIDI pitch range of the melody
+    "female": (60, 79),  # C4-G5, 262-784 Hz
+    "opera_female": (64, 86),  # E4-D6
+    "male": (40, 57),  # E2-A3, 82-220 Hz
+    "opera_male": (45, 64),  # A2-E4
+    "choir": (48, 72),  # only the timing is used; the voices sing the chords
+}
 
-    female: f0 196-700 Hz (G3-F5); male: 98-330 Hz (G2-E4); opera: strong 6-Hz vibrato (±0.6 semitone) and a
-    'singer's formant' near 3 kHz; choir: 8 detuned voices in chords (SATB ranges).
+
+def _formants(x: np.ndarray, formants: list[tuple[float, float]]) -> np.ndarray:
+    """Cascade of two-pole resonators (centre Hz, bandwidth Hz), unity gain at 0 Hz."""
+    for fc, bw in formants:
+        r = np.exp(-np.pi * bw / SR)
+        a = [1.0, -2 * r * np.cos(2 * np.pi * fc / SR), r * r]
+        x = signal.lfilter([sum(a)], a, x)
+    return x
+
+
+def _voice(kind: str, s: _Score, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Singing: glottal pulses with vibrato through vowel formants, in syllables (female: higher f0 and formants).
+
+    Pitch ranges in :data:`_VOICE_RANGE`; female formants are 1.2 × the male ones. Pop/rock singers sing
+    syllables of 0.15-0.35 s (a vowel each, often after a consonant hiss, with an amplitude dip between
+    them); opera: long vowels, strong 6-Hz vibrato (±0.6 semitone) and a 'singer's formant' near 3 kHz;
+    choir: eight detuned voices (±15 cents) singing the chords in SATB ranges on "a" / "o".
     """
     female = kind in ("female", "opera_female")
-    if kind == "choir":
-        lo, hi = 48, 72
-    elif female:
-        lo, hi = (62, 84) if kind == "opera_female" else (57, 77)
-    else:
-        lo, hi = (45, 64) if kind == "opera_male" else (43, 62)
+    lo, hi = _VOICE_RANGE[kind]
     opera = kind.startswith("opera")
-    values = (
-        (2, 3, 1) if opera or kind == "choir" else _tempo_values(s.bpm, (0.5, 1, 0.5), (0.5, 1, 2), (1, 2))
-    )
+    syllabic = kind in ("female", "male")
+    values = (2, 3, 1) if not syllabic else _tempo_values(s.bpm, (0.5, 1, 0.5), (0.5, 1, 2), (1, 2))
     notes = _melody(s, lo, hi, values, rest_p=0.15)
-    vowels = {  # F1, F2, F3 (Hz), adult male
-        "a": (730, 1090, 2440),
-        "e": (530, 1840, 2480),
-        "i": (290, 2290, 3010),
-        "o": (570, 840, 2410),
-        "u": (320, 870, 2240),
-    }
-    scale = 1.17 if female else 1.0
+    scale = 1.2 if female else 1.0
     out = np.zeros(n, np.float32)
     n_voices = 8 if kind == "choir" else 1
     for onset, dur, midi, vel in notes:
@@ -1151,26 +1165,33 @@ def _voice(kind: str, s: _Score, n: int, rng: np.random.Generator) -> np.ndarray
                 part = v // 2
                 pitch = s.key % 12 + 48 + 12 * (part // 2) + s.chord_at(onset)[part % 3]
             rate, depth = (6.0, 0.6) if opera else (5.5, 0.25) if kind == "choir" else (5.5, 0.2)
-            f = (
-                _hz(pitch)
-                * 2.0 ** (rng.uniform(-15, 15) / 1200 * (n_voices > 1))
-                * _vibrato(m, rate, depth, rng, 0.1)
-            )
-            src += _osc("glottal", f, rng.random())
+            detune = 2.0 ** (rng.uniform(-15, 15) / 1200) if n_voices > 1 else 1.0
+            src += _osc("glottal", _hz(pitch) * detune * _vibrato(m, rate, depth, rng, 0.1), rng.random())
         src /= np.sqrt(n_voices)
-        vowel = vowels["aeiou"[int(rng.integers(0, 5))] if kind != "choir" else "ao"[int(rng.integers(0, 2))]]
-        formants = [(f * scale, 60 + 0.06 * f * scale) for f in vowel]
-        if opera:
-            formants.append((2900.0 if not female else 3300.0, 300.0))
-        y = src
-        for fc, bw in formants:
-            r = np.exp(-np.pi * bw / SR)
-            a = [1.0, -2 * r * np.cos(2 * np.pi * fc / SR), r * r]
-            y = signal.lfilter([sum(a)], a, y)
+        # syllable boundaries (samples) within the note
+        if syllabic:
+            cuts = [0]
+            while cuts[-1] < m - int(0.2 * SR):
+                cuts.append(cuts[-1] + int(rng.uniform(0.15, 0.35) * SR))
+            cuts = [c for c in cuts if c < m] + [m]
+        else:
+            cuts = [0, m]
+        y = np.zeros(m)
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            vowel = _VOWELS[
+                "aeiou"[int(rng.integers(0, 5))] if kind != "choir" else "ao"[int(rng.integers(0, 2))]
+            ]
+            formants = [(f * scale, 60 + 0.06 * f * scale) for f in vowel]
+            if opera:
+                formants.append((2900.0 if not female else 3300.0, 300.0))
+            seg = _formants(src[a:b], formants)
+            if syllabic:  # amplitude dips between syllables; a consonant hiss before most vowels
+                seg = seg * (0.35 + 0.65 * np.sin(np.pi * np.arange(b - a) / (b - a)) ** 0.5)
+                if rng.random() < 0.6:
+                    c = min(int(rng.uniform(0.03, 0.06) * SR), b - a)
+                    seg[:c] += _highpass(rng.standard_normal(c), 3500) * 0.4 * np.abs(seg).max()
+            y[a:b] = seg
         env = _adsr(m, 0.04, 0.05, int(dur * SR))
-        if kind in ("female", "male") and rng.random() < 0.4:  # consonant: a short hiss before the vowel
-            c = int(0.05 * SR)
-            y[:c] += _highpass(rng.standard_normal(c), 4000) * 0.3 * np.abs(y).max()
         _add(out, int(onset * SR), (y * env).astype(np.float32), vel)
     return out
 
@@ -1240,14 +1261,19 @@ _KITS = {  # 16th-note positions within a bar: instrument -> (positions, gain)
 
 
 def _drums(kit: str, s: _Score, n: int, rng: np.random.Generator, featured: bool) -> np.ndarray:
-    """The kit's pattern on a 16th-note grid; featured drums add a fill (16th rolls) every second bar."""
+    """The kit's pattern on a 16th-note grid (denser when fast, sparser when slow); featured drums add a fill
+    (16th rolls) every second bar."""
     samples = _drum_samples(rng)
     out = np.zeros(n, np.float32)
     sixteenth = s.beat / 4
     bars = int(np.ceil(s.seconds / (16 * sixteenth)))
-    hits = [
-        (name, b * 16 + p, gain) for name, (ps, gain) in _KITS[kit].items() for b in range(bars) for p in ps
-    ]
+    pattern = dict(_KITS[kit])
+    if s.bpm >= FAST_BPM and "hat" in pattern:  # fast: the hats run in 16ths
+        pattern["hat"] = (tuple(range(16)), pattern["hat"][1])
+    elif s.bpm <= SLOW_BPM and "kick" in pattern:  # slow: no hats, one kick per bar
+        pattern.pop("hat", None)
+        pattern["kick"] = (pattern["kick"][0][:1], pattern["kick"][1])
+    hits = [(name, b * 16 + p, gain) for name, (ps, gain) in pattern.items() for b in range(bars) for p in ps]
     if featured:
         roll = "na" if kit == "tabla" else "snare"
         hits += [(roll, b * 16 + p, 0.5 + 0.1 * (p - 8)) for b in range(1, bars, 2) for p in range(8, 16)]
