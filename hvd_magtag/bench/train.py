@@ -230,14 +230,14 @@ def reference_step(model, lr: float = 0.01, momentum: float = 0.9):
     loss_fn = keras.losses.BinaryCrossentropy()
 
     @tf.function
-    def train_step(x, y):
+    def reference_train_step(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    return train_step
+    return reference_train_step
 
 
 def matmul_case(size: int, repeats: int = 4):
