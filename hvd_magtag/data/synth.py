@@ -104,6 +104,7 @@ LABEL_ADD = 0.02  # a clip gets one spurious top-50 tag (drawn by real frequency
 INAUDIBLE_DB = -30.0  # a source whose stem RMS is this far below the mix loses its tags (dB)
 LEVEL_DBFS = {"loud": -11.0, "normal": -18.0, "quiet": -30.0}  # mix RMS targets (dB re full scale)
 STAMP = "synth.json"
+GENERATOR_VERSION = 2  # bumped whenever the same arguments would give different audio or labels
 CLIP_INFO_COLUMNS = (
     "clip_id",
     "track_number",
@@ -897,9 +898,7 @@ def _struck(inst: str, notes: Notes, n: int, rng: np.random.Generator, cache: _C
                     * np.exp(-np.arange(m) * (0.8 + r) / SR)
                     for r, a in zip(ratios, (1.0, 0.6, 0.5, 0.4, 0.3, 0.2))
                 ).astype(np.float32)
-            elif inst == "guitar_dist":
-                raise AssertionError
-            else:  # guitars: pluck position 1/5 (nylon: darker, steel: brighter), body damping
+            else:  # guitar_nylon / guitar_steel: pluck position 1/5 (nylon: darker, steel: brighter), body damping
                 p, tilt = (0.2, 1.6) if inst == "guitar_nylon" else (0.13, 1.1)
                 amps = np.abs(np.sin(np.pi * k * p)) / k**tilt
                 x = _additive(f0, m, amps, 1.2 + 0.35 * k * (f0 / 200) ** 0.5)
@@ -1504,8 +1503,19 @@ def generate(
     if seconds < 0.5:
         raise ValueError(f"--seconds must be >= 0.5, got {seconds}")
     root = Path(out).resolve()
-    params = {"clips": n_clips, "seconds": seconds, "seed": seed, "broken_rate": broken_rate, "version": 1}
+    params = {
+        "clips": n_clips,
+        "seconds": seconds,
+        "seed": seed,
+        "broken_rate": broken_rate,
+        "version": GENERATOR_VERSION,
+    }
     stamp = root / STAMP
+    if (root / ANNOTATIONS).exists() and not stamp.exists() and not overwrite:
+        raise FileExistsError(
+            f"{root / ANNOTATIONS} exists and was not written by hvd_magtag.data.synth (no {STAMP}); "
+            "choose another --out, or pass --overwrite to replace it"
+        )
     if stamp.exists() and (root / ANNOTATIONS).exists():
         old = json.loads(stamp.read_text())
         if old.get("params") == params and not overwrite:
