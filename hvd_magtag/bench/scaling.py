@@ -6,7 +6,8 @@ thread budget of ``--threads`` (default 1: TF intra-/inter-op pools via
 :func:`hvd_magtag.distributed.init`, ``OMP_NUM_THREADS``), training the registry model
 (:func:`hvd_magtag.train.make_train_step`, SGD Nesterov, gradients averaged by Horovod) on random
 in-memory batches of ``--batch`` per rank: ``--warmup`` untimed steps, then ``--iters`` timed rounds of
-``--steps`` steps. Throughput is samples/s summed over ranks, per round; mean ± stdev over rounds.
+``--steps`` steps. Throughput is samples/s summed over ranks, per round (the slowest rank's time); mean ±
+stdev over rounds. ``--repeats R`` runs the two jobs alternately R times each and pools their rounds.
 
 Rows:
 
@@ -21,7 +22,7 @@ Rows:
 The worker is this module run with ``--worker`` (``horovodrun -np N python -m hvd_magtag.bench.scaling
 --worker --out FILE ...``); rank 0 writes the JSON result. Each job runs in its own session and is killed
 whole after ``--timeout`` s. Both jobs share this machine's cores with whatever else runs: the ``load1``
-column is the 1-minute load average at the end of each job.
+column is the 1-minute load average at the end of each job (mean over repeats).
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iters", type=int, default=3, help="timed rounds (default: 3)")
     parser.add_argument("--steps", type=int, default=2, help="steps per timed round (default: 2)")
     parser.add_argument("--allreduce-iters", type=int, default=10, help="timed allreduces (default: 10)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run the np=1 and np=N jobs alternately this many times each; rounds are pooled (default: 1)",
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per job (default: 3600)")
     parser.add_argument("--quick", action="store_true", help="tiny smoke settings (seconds)")
 
@@ -84,6 +91,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         s["allreduce_iters"] = 3
     if s["np"] < 2:
         raise SystemExit(f"error: --np {s['np']}: the scaled job needs at least 2 ranks")
+    if s["repeats"] < 1:
+        raise SystemExit(f"error: --repeats {s['repeats']}: give at least 1")
     if s["threads"] < 1:
         raise SystemExit(f"error: --threads {s['threads']}: give at least 1 thread per rank")
     return s
@@ -265,21 +274,25 @@ def launch(np_ranks: int, s: dict[str, Any], work: Path) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     s = _settings(args)
     rows: list[dict] = []
+    runs: dict[int, list[dict]] = {1: [], s["np"]: []}
     with tempfile.TemporaryDirectory(prefix="hvd_magtag_bench_scaling_") as tmp:
-        jobs = {k: launch(k, s, Path(tmp)) for k in (1, s["np"])}
+        for _ in range(s["repeats"]):  # alternate, so a change in machine load hits both sizes
+            for k in runs:
+                runs[k].append(launch(k, s, Path(tmp)))
+    jobs = {k: {**done[-1], "load1": statistics.fmean(j["load1"] for j in done)} for k, done in runs.items()}
     rates = {}
     for k, job in jobs.items():
-        per_round = [job["samples_per_round"] / t for t in job["round_seconds"]]
+        per_round = [j["samples_per_round"] / t for j in runs[k] for t in j["round_seconds"]]
         mean = statistics.fmean(per_round)
         spread = statistics.stdev(per_round) if len(per_round) > 1 else 0.0
         rates[k] = mean
         extra = {"np": k, "threads_per_rank": job["threads"], "batch_per_rank": s["batch"], "model": s["model"],
                  "input": "x".join(map(str, job["input"])), "precision": s["precision"],
-                 "load1": round(job["load1"], 2)}  # fmt: skip
+                 "load1": round(job["load1"], 2), "rounds": len(per_round)}  # fmt: skip
         case = f"train np={k} x {job['threads']} thread"
         rows.append(row(BENCH, case, "throughput (all ranks)", mean, "samples/s", spread, **extra))
         rows.append(row(BENCH, case, "throughput per rank", mean / k, "samples/s", spread / k, **extra))
-        peak_gb = max(job["peak_rss_mb"]) / 1024
+        peak_gb = max(max(j["peak_rss_mb"]) for j in runs[k]) / 1024
         rows.append(row(BENCH, case, "peak RSS per rank", peak_gb, "GiB", target=TARGET_RSS_GB,
                         meets_target=bool(peak_gb <= TARGET_RSS_GB), **extra))  # fmt: skip
     n = s["np"]
@@ -288,9 +301,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     target=TARGET_SCALING if n == 2 else None, meets_target=bool(ratio >= TARGET_SCALING),
                     efficiency=ratio / n))  # fmt: skip
     by_compression = {}
-    for a in jobs[n]["allreduce"]:
+    for a in jobs[n]["allreduce"]:  # from the last np=N job
         case = f"allreduce gradients np={n}, compression={a['compression']}"
-        extra = {"tensors": a["tensors"], "payload_bytes": a["payload_bytes"], "np": n}
+        extra = {"tensors": a["tensors"], "payload_bytes": a["payload_bytes"], "np": n,
+                 "load1": round(runs[n][-1]["load1"], 2)}  # fmt: skip
         by_compression[a["compression"]] = a["mean"]
         rows.append(row(BENCH, case, "latency", a["mean"] * 1e3, "ms", a["spread"] * 1e3, **extra))
         rows.append(row(BENCH, case, "algbw", a["payload_bytes"] / a["mean"] / 1e6, "MB/s", **extra))
