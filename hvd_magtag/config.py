@@ -69,6 +69,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every: int = 20
     jit_compile: bool = False
+    # layers' Keras dtype policy: float32 | mixed_bfloat16 (bf16 compute on fp32 weights; pays on AVX512_BF16/AMX
+    # CPUs and Ampere+ GPUs; see hvd_magtag.train.build_model and `python -m hvd_magtag.bench train`)
+    precision: str = "float32"
 
 
 @dataclass

@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         default="float32",
-        help="Keras dtype policy: float32 | mixed_bfloat16 (default: float32)",
+        help="train.precision: float32 | mixed_bfloat16 (default: float32)",
     )
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps (default: 2)")
     parser.add_argument("--iters", type=int, default=3, help="timed rounds (default: 3)")
@@ -91,6 +91,10 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         s["allreduce_iters"] = 3
     if s["np"] < 2:
         raise SystemExit(f"error: --np {s['np']}: the scaled job needs at least 2 ranks")
+    from hvd_magtag.train import PRECISIONS
+
+    if s["precision"] not in PRECISIONS:
+        raise SystemExit(f"error: --precision {s['precision']!r}: choose one of {', '.join(PRECISIONS)}")
     if s["repeats"] < 1:
         raise SystemExit(f"error: --repeats {s['repeats']}: give at least 1")
     if s["threads"] < 1:
@@ -162,14 +166,12 @@ def worker(s: dict[str, Any], result: Path) -> None:
     import tensorflow as tf
 
     from hvd_magtag.config import TrainConfig
-    from hvd_magtag.models import create_model
-    from hvd_magtag.train import make_optimizer, make_train_step
+    from hvd_magtag.train import build_model, make_optimizer, make_train_step
 
     keras.utils.set_random_seed(0)
-    keras.mixed_precision.set_global_policy(s["precision"])
     overrides = {"width": s["width"], **({"n": s["blocks"]} if s["blocks"] else {})}
-    model = create_model(s["model"], n_tags=s["n_tags"], **overrides)
-    cfg = TrainConfig(batch_size=s["batch"])
+    model = build_model(s["model"], s["n_tags"], overrides, s["precision"])
+    cfg = TrainConfig(batch_size=s["batch"], precision=s["precision"])
     optimizer = make_optimizer(cfg.optimizer, cfg, cfg.lr * ctx.size)
     step = make_train_step(model, optimizer, cfg)
     distributed.broadcast_model_and_optimizer(model, optimizer)

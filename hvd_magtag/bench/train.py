@@ -11,7 +11,7 @@ load hits all cases alike. Cases:
   inside ``@tf.function``, no tuning (samplecnn-family models only; its trainable parameter count is
   checked equal to the registry model's);
 - ``hvd_magtag <variant>``: :func:`hvd_magtag.train.make_train_step` on the registry model, one row per
-  ``--variants`` entry (:data:`VARIANTS`: precision policy x XLA ``jit_compile``);
+  ``--variants`` entry (:data:`VARIANTS`: ``train.precision`` x ``train.jit_compile``);
 - ``fed from memory`` / ``fed from mp3``: ``--feed-variant``'s step fed by ``tf.data`` from in-memory
   windows vs by :func:`hvd_magtag.data.pipeline.train_dataset` decoding a temporary mp3 dataset
   (``--clips`` 30 s 16 kHz mono clips written with ``tfio.audio.encode_mp3``), as ``train.py`` feeds it,
@@ -52,15 +52,13 @@ TARGET_PEAK_FRACTION = 0.60
 TARGET_MP3_VS_MEMORY = 0.95
 #: A training step costs forward + two backward products (input and weight gradients).
 TRAIN_FLOPS_PER_FORWARD = 3
-#: Step variants: name -> (Keras dtype policy, XLA jit_compile). The policy names are Keras'.
+#: Step variants: name -> (``train.precision``, i.e. the Keras dtype policy; ``train.jit_compile``).
 VARIANTS = {
     "fp32": ("float32", False),
     "fp32+xla": ("float32", True),
     "bf16": ("mixed_bfloat16", False),
     "bf16+xla": ("mixed_bfloat16", True),
 }
-#: Name of every registry model's output Dense layer (hvd_magtag.models: per-tag sigmoid probabilities).
-OUTPUT_LAYER = "tags"
 #: Seconds of each clip of the temporary mp3 dataset (an MTAT clip is ~29 s).
 CLIP_SECONDS = 30.0
 #: ``--quick``: tiny settings that run every case in seconds (smoke tests), not meaningful numbers.
@@ -173,23 +171,14 @@ def model_overrides(s: SimpleNamespace) -> dict[str, Any]:
 
 def build_variant(s: SimpleNamespace, variant: str):
     """(model, train_step) of the registry model under ``variant``'s dtype policy and jit setting, built as
-    :func:`hvd_magtag.train.train` builds them (SGD Nesterov, default TrainConfig)."""
-    import keras
-
+    :func:`hvd_magtag.train.train` builds them (:func:`~hvd_magtag.train.build_model` with
+    ``train.precision``, SGD Nesterov, default TrainConfig otherwise)."""
     from hvd_magtag.config import TrainConfig
-    from hvd_magtag.models import create_model
-    from hvd_magtag.train import make_optimizer, make_train_step
+    from hvd_magtag.train import build_model, make_optimizer, make_train_step
 
-    policy, jit = VARIANTS[variant]
-    cfg = TrainConfig(batch_size=s.batch, jit_compile=jit)
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        model = create_model(s.model, n_tags=s.n_tags, **model_overrides(s))
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    if policy.startswith("mixed_"):  # Keras' advice: the output layer (sigmoid probabilities) in float32
-        model.get_layer(OUTPUT_LAYER).dtype_policy = "float32"
+    precision, jit = VARIANTS[variant]
+    cfg = TrainConfig(batch_size=s.batch, jit_compile=jit, precision=precision)
+    model = build_model(s.model, s.n_tags, model_overrides(s), cfg.precision)
     optimizer = make_optimizer(cfg.optimizer, cfg, cfg.lr)
     optimizer.build(model.trainable_variables)
     return model, make_train_step(model, optimizer, cfg)
