@@ -104,7 +104,7 @@ LABEL_ADD = 0.02  # a clip gets one spurious top-50 tag (drawn by real frequency
 INAUDIBLE_DB = -30.0  # a source whose stem RMS is this far below the mix loses its tags (dB)
 LEVEL_DBFS = {"loud": -11.0, "normal": -18.0, "quiet": -30.0}  # mix RMS targets (dB re full scale)
 STAMP = "synth.json"
-GENERATOR_VERSION = 2  # bumped whenever the same arguments would give different audio or labels
+GENERATOR_VERSION = 3  # bumped whenever the same arguments would give different audio or labels
 CLIP_INFO_COLUMNS = (
     "clip_id",
     "track_number",
@@ -678,7 +678,8 @@ def _melody(
 
 
 def _chord_part(s: _Score, octave: int, per_bar: str, vel=(0.5, 0.8)) -> Notes:
-    """Chord tones per bar: 'block' (sustained), 'arp8'/'arp16' (arpeggios), 'strum' (per beat), 'power'."""
+    """Chord tones per bar: 'block' (sustained), 'arp4'/'arp8'/'arp16' (arpeggios), 'strum' (per beat),
+    'power' (root an octave down, palm-muted)."""
     out: Notes = []
     bar = 4 * s.beat
     base = s.key % 12 + 12 * octave
@@ -699,7 +700,7 @@ def _chord_part(s: _Score, octave: int, per_bar: str, vel=(0.5, 0.8)) -> Notes:
                     (t0 + e * s.beat / 2, s.beat / 2, float(tones[0] - 12), float(s.rng.uniform(*vel)))
                 )
         else:
-            div = 2 if per_bar == "arp8" else 4
+            div = {"arp4": 1, "arp8": 2, "arp16": 4}[per_bar]
             seq = tones + [tones[0] + 12, tones[2] - 12 + 12, tones[1]]
             for e in range(4 * div):
                 p = seq[e % len(seq)]
@@ -728,7 +729,8 @@ def _bass_part(s: _Score, style: str) -> Notes:
     return out
 
 
-def _tempo_values(bpm: float, fast: tuple, mid: tuple, slow: tuple) -> tuple:
+def _tempo_values(bpm: float, fast, mid, slow):
+    """The option for the tempo class of ``bpm`` (fast / medium / slow): denser figures when faster."""
     return fast if bpm >= FAST_BPM else slow if bpm <= SLOW_BPM else mid
 
 
@@ -750,13 +752,15 @@ def _parts_for(inst: str, s: _Score, lead: bool) -> Notes:
     if inst == "guitar_dist":
         return _chord_part(s, 3, "power", vel=(0.8, 1.0))
     if inst == "harpsichord":
-        return _melody(s, 60, 86, (0.25, 0.25, 0.5), rest_p=0.02) + _bass_part(s, "walking")
+        values = _tempo_values(bpm, (0.25, 0.25, 0.5), (0.5, 0.5, 1), (1, 2))
+        return _melody(s, 60, 86, values, rest_p=0.02) + _bass_part(s, "walking")
     if inst == "banjo":  # three-finger rolls
         return _chord_part(s, 4, "arp16", vel=(0.5, 0.9))
     if inst == "nature":
         return []
     if inst == "harp":
-        return _chord_part(s, 4, "arp16", vel=(0.4, 0.8)) + _chord_part(s, 5, "arp8", vel=(0.4, 0.7))
+        arp = _tempo_values(bpm, "arp16", "arp8", "arp4")
+        return _chord_part(s, 4, arp, vel=(0.4, 0.8)) + _chord_part(s, 5, "arp4", vel=(0.4, 0.7))
     if inst == "sitar":
         return _melody(s, 55, 79, _tempo_values(bpm, (0.25, 0.5), (0.5, 1), (1, 2)), rest_p=0.05)
     if inst == "violin":
@@ -772,7 +776,7 @@ def _parts_for(inst: str, s: _Score, lead: bool) -> Notes:
     if inst == "flute":
         return _melody(s, 72, 93, _tempo_values(bpm, (0.5, 0.25), (1, 0.5), (2, 1)), rest_p=0.1)
     if inst == "synth_lead":
-        return _melody(s, 60, 84, (0.25, 0.5) if bpm >= 110 else (0.5, 1), rest_p=0.15)
+        return _melody(s, 60, 84, _tempo_values(bpm, (0.25, 0.5), (0.5, 1), (1, 2)), rest_p=0.15)
     if inst == "synth_pad":
         return _chord_part(s, 4, "block", vel=(0.5, 0.7))
     if inst == "synth_bass":
@@ -1268,7 +1272,9 @@ def _drums(kit: str, s: _Score, n: int, rng: np.random.Generator, featured: bool
     bars = int(np.ceil(s.seconds / (16 * sixteenth)))
     pattern = dict(_KITS[kit])
     if s.bpm >= FAST_BPM and "hat" in pattern:  # fast: the hats run in 16ths
-        pattern["hat"] = (tuple(range(16)), pattern["hat"][1])
+        pattern["hat"] = (tuple(range(16)), max(pattern["hat"][1], 0.3))
+    elif s.bpm > SLOW_BPM and len(pattern.get("hat", ((),))[0]) == 16:  # medium: 8ths at most
+        pattern["hat"] = (tuple(range(0, 16, 2)), pattern["hat"][1])
     elif s.bpm <= SLOW_BPM and "kick" in pattern:  # slow: no hats, one kick per bar
         pattern.pop("hat", None)
         pattern["kick"] = (pattern["kick"][0][:1], pattern["kick"][1])
