@@ -35,6 +35,7 @@ def test_launcher_is_horovodrun_for_several_ranks():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_tiny_demo_end_to_end(tmp_path):
     """Synthesis (absent dataset), training and test evaluation through the demo's own subprocesses."""
     import subprocess
