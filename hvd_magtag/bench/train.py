@@ -24,8 +24,9 @@ Training FLOPs per step = 3 x forward FLOPs (:func:`hvd_magtag.bench.models.mode
 Targets, printed as ratios next to the value (never asserted): a variant's step >= 1.15x the reference
 (:data:`TARGET_VS_REFERENCE`) and >= 60% of the fp32 matmul rate (:data:`TARGET_PEAK_FRACTION`); mp3-fed
 training >= 0.95x memory-fed (:data:`TARGET_MP3_VS_MEMORY`; printed for TFRecord-fed too). Mixed-precision
-variants keep the output layer ``tags`` in float32 (Keras' mixed-precision advice). Each row carries the 1-minute load average
-when its case finished (``load1``): on a shared CPU, trust ratios from one run more than absolute numbers.
+variants keep the output layer in float32 (:func:`hvd_magtag.train.build_model`). Each row carries the
+1-minute load average when its case finished (``load1``): on a shared CPU, trust ratios from one run more
+than absolute numbers.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from hvd_magtag.bench import row
+from hvd_magtag.bench.pipeline import CLIP_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,6 @@ VARIANTS = {
     "bf16": ("mixed_bfloat16", False),
     "bf16+xla": ("mixed_bfloat16", True),
 }
-#: Seconds of each clip of the temporary mp3 dataset (an MTAT clip is ~29 s).
-CLIP_SECONDS = 30.0
 #: ``--quick``: tiny settings that run every case in seconds (smoke tests), not meaningful numbers.
 QUICK = {
     "batch": 4,
@@ -110,7 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> SimpleNamespace:
-    """Arguments with ``--quick`` applied (quick values replace the defaults)."""
+    """Arguments with ``--quick`` applied (:data:`QUICK` values replace the given ones)."""
     s = SimpleNamespace(**vars(args))
     s.clip_seconds = CLIP_SECONDS
     if args.quick:
