@@ -171,9 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     total = time.perf_counter() - t0
+    from hvd_magtag.metrics import format_number, format_table
+
     result = json.loads((run_dir / "results.json").read_text())["test"]
+    print(
+        "\n"
+        + format_table(result, title=f"test split of {data} (clip-level, {result['windows']} windows/clip)")
+    )
     _log(
-        f"test macro ROC-AUC {result['roc_auc']:.4f}, PR-AUC {result['pr_auc']:.4f} "
+        f"test macro ROC-AUC {format_number(result['roc_auc'])}, PR-AUC {format_number(result['pr_auc'])} "
         f"({result['n_tags_scored']} tags, {result['n_clips']} clips)"
     )
     _log("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {total:.0f} s")

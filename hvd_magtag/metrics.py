@@ -132,6 +132,11 @@ def per_tag_csv(result: dict[str, Any], path: str | Path | None = None) -> str:
     return text
 
 
+def format_number(value: float | None) -> str:
+    """4 decimals, or "n/a" for a macro that could not be computed (NaN, or None after :func:`json_safe`)."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
 def format_table(result: dict[str, Any], title: str = "") -> str:
     """A fixed-width per-tag table (sorted by ROC-AUC, best first) ending with the macro averages."""
     rows = sorted(result["per_tag"].items(), key=lambda kv: -kv[1]["roc_auc"])
@@ -143,7 +148,7 @@ def format_table(result: dict[str, Any], title: str = "") -> str:
         lines.append(f"{tag:<{width}}  {v['positives']:>5d}  {v['roc_auc']:>7.4f}  {v['pr_auc']:>7.4f}")
     lines.append("-" * (width + 25))
     lines.append(
-        f"{'macro':<{width}}  {'':>5}  {result['roc_auc']:>7.4f}  {result['pr_auc']:>7.4f}"
+        f"{'macro':<{width}}  {'':>5}  {format_number(result['roc_auc']):>7}  {format_number(result['pr_auc']):>7}"
         f"   ({result['n_tags_scored']} tags, {result['n_clips']} clips)"
     )
     if result["skipped"]:

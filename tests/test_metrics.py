@@ -53,6 +53,9 @@ def test_tag_without_positives_is_skipped_and_named():
 def test_no_scorable_tag_gives_nan_macro():
     res = metrics.tag_aucs(np.zeros((3, 2)), np.zeros((3, 2)), ["a", "b"])
     assert math.isnan(res["roc_auc"]) and res["n_tags_scored"] == 0
+    assert "n/a" in metrics.format_table(res)
+    safe = metrics.json_safe(res)
+    assert safe["roc_auc"] is None and "n/a" in metrics.format_table(safe)  # as read back from results.json
 
 
 def test_tag_aucs_rejects_bad_input():
