@@ -1,7 +1,9 @@
 """Horovod scaling benchmark: ``python -m hvd_magtag.bench scaling [--np 2] [--batch 16] [--quick]``.
 
 In the manner of Horovod's ``tensorflow2_synthetic_benchmark.py``: the same worker runs as a real
-``horovodrun -np 1`` job and a ``horovodrun -np N`` job (``--np``), one after the other, each rank with a
+``horovodrun -np 1`` job and a ``horovodrun -np N`` job (``--np``; ``--controller mpi|gloo``; Open MPI ranks
+get ``OMPI_MCA_mpi_yield_when_idle=1`` so a waiting rank does not spin on a core another process needs),
+one after the other, each rank with a
 thread budget of ``--threads`` (default 1: TF intra-/inter-op pools via
 :func:`hvd_magtag.distributed.init`, ``OMP_NUM_THREADS``), training the registry model
 (:func:`hvd_magtag.train.make_train_step`, SGD Nesterov, gradients averaged by Horovod) on random
@@ -74,6 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iters", type=int, default=3, help="timed rounds (default: 3)")
     parser.add_argument("--steps", type=int, default=2, help="steps per timed round (default: 2)")
     parser.add_argument("--allreduce-iters", type=int, default=10, help="timed allreduces (default: 10)")
+    parser.add_argument(
+        "--controller",
+        choices=("mpi", "gloo"),
+        default="mpi",
+        help="horovodrun controller: mpi (Open MPI; ranks yield when idle) or gloo (default: mpi)",
+    )
     parser.add_argument(
         "--repeats",
         type=int,
@@ -247,7 +255,8 @@ def launch(np_ranks: int, s: dict[str, Any], work: Path) -> dict[str, Any]:
     result = work / f"np{np_ranks}.json"
     settings = work / f"np{np_ranks}-settings.json"
     settings.write_text(json.dumps(s))
-    cmd = [str(horovodrun), "-np", str(np_ranks), sys.executable, "-m", "hvd_magtag.bench.scaling",
+    controller = ["--gloo"] if s["controller"] == "gloo" else []
+    cmd = [str(horovodrun), "-np", str(np_ranks), *controller, sys.executable, "-m", "hvd_magtag.bench.scaling",
            "--worker", str(settings), "--result", str(result)]  # fmt: skip
     log.info("running %s", " ".join(cmd))
     t0 = time.perf_counter()
@@ -290,6 +299,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         rates[k] = mean
         extra = {"np": k, "threads_per_rank": job["threads"], "batch_per_rank": s["batch"], "model": s["model"],
                  "input": "x".join(map(str, job["input"])), "precision": s["precision"],
+                 "controller": s["controller"],
                  "load1": round(job["load1"], 2), "rounds": len(per_round)}  # fmt: skip
         case = f"train np={k} x {job['threads']} thread"
         rows.append(row(BENCH, case, "throughput (all ranks)", mean, "samples/s", spread, **extra))
