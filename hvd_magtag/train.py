@@ -50,13 +50,35 @@ _FLAGS = {
 }
 
 
+#: Exit codes of the command-line tools (train, evaluate); one home, listed in ``--help``.
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_DATA, EXIT_RUN_DIR = 0, 1, 2, 3, 4
+EXIT_CODES_HELP = f"""exit codes:
+  {EXIT_OK}  finished
+  {EXIT_RUNTIME}  runtime failure (crash, lost rank, out of memory): traceback shown
+  {EXIT_USAGE}  usage or configuration error: bad option or type, unknown --set key or model, bad YAML,
+     invalid model override, resuming a run directory with another architecture or tag vocabulary
+  {EXIT_DATA}  data error: dataset folder or metadata missing or invalid, empty split, every file
+     unreadable, fewer training clips than batch_size x ranks
+  {EXIT_RUN_DIR}  run-directory error: not creatable or writable, too little free disk space, not a run
+     directory, unreadable checkpoint
+Errors with codes 2-4 are one line on stderr ("error: ..."); add --debug for the traceback."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one stderr line (no usage block), exit code :data:`EXIT_USAGE`."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m hvd_magtag.train",
         description="Train a music auto-tagging CNN (run under horovodrun for several ranks). Rerunning on a "
         "run directory resumes from its last checkpoint.",
         epilog="Every config option can be set with --set section.key=value, e.g. --set train.clip_norm=5 "
-        "--set model.overrides.width=0.5; see hvd_magtag/config.py for the full tree.",
+        "--set model.overrides.width=0.5; see hvd_magtag/config.py for the full tree.\n\n" + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", help="YAML or JSON experiment file (e.g. hvd_magtag/configs/demo.yaml)")
     p.add_argument(
@@ -110,21 +132,35 @@ def _env_rank() -> int:
     return next((int(os.environ[v]) for v in RANK_ENV if os.environ.get(v, "").isdigit()), 0)
 
 
+def exit_code(e: BaseException) -> int | None:
+    """The documented exit code (:data:`EXIT_CODES_HELP`) for one of our errors; None for anything else."""
+    from hvd_magtag.checkpoint import CheckpointError
+    from hvd_magtag.data.catalog import MetadataError
+    from hvd_magtag.rundir import RunDirError
+
+    if isinstance(e, MetadataError):
+        return EXIT_DATA
+    if isinstance(e, (RunDirError, CheckpointError)):
+        return EXIT_RUN_DIR
+    if type(e).__module__.startswith("hvd_magtag") or isinstance(e, (FileNotFoundError, PermissionError)):
+        return EXIT_USAGE
+    return None
+
+
 def run_cli(fn, debug: bool = False) -> int:
-    """Run ``fn()``; our own errors become one ``error: ...`` line on rank 0 and exit code 2."""
+    """Run ``fn()``; our own errors become one ``error: ...`` line on rank 0 and their exit code (2-4);
+    anything else propagates (traceback, exit code 1)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         fn()
-        return 0
+        return EXIT_OK
     except (ValueError, KeyError, OSError) as e:
-        ours = type(e).__module__.startswith("hvd_magtag") or isinstance(
-            e, (FileNotFoundError, PermissionError)
-        )
-        if debug or not ours:
+        code = exit_code(e)
+        if debug or code is None:
             raise
         if _env_rank() == 0:
             print(f"error: {e}", file=sys.stderr)
-        return 2
+        return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,17 +196,62 @@ def runs_root() -> Path:
     return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "runs"
 
 
+#: Free space (bytes) the run directory's file system must have before training starts: checkpoints
+#: (model + optimizer arrays), best/last weights, TensorBoard events of a full-size SampleCNN run, with margin.
+MIN_FREE_BYTES = 256 * 2**20
+
+
+def check_run_dir(path: Path, min_free: int = MIN_FREE_BYTES) -> None:
+    """RunDirError unless ``path`` is (or can become) a writable directory with ``min_free`` bytes free.
+
+    Probes by creating a file in the nearest existing folder: ``os.access`` says yes to root on a read-only
+    mount or a chmod 555 folder, the probe does not. Creates nothing that stays."""
+    import shutil
+    import tempfile
+
+    from hvd_magtag.rundir import RunDirError
+
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise RunDirError(
+            f"{path}: {existing} is a file, not a folder; choose another --run-dir (or HVD_MAGTAG_RUNS)"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".hvd_magtag-probe-"):
+            pass
+    except OSError as e:
+        raise RunDirError(
+            f"{path}: cannot write in {existing} ({e.strerror}); choose a writable --run-dir (or HVD_MAGTAG_RUNS)"
+        ) from None
+    free = shutil.disk_usage(existing).free
+    if free < min_free:
+        raise RunDirError(
+            f"{path}: only {free / 2**20:.0f} MiB free on its file system, training needs at least "
+            f"{min_free / 2**20:.0f} MiB for checkpoints and weights; free space or choose another --run-dir"
+        )
+
+
 def prepare_run_dir(exp: Experiment, ctx):
-    """The RunDir (named on rank 0 when not given, so every rank agrees)."""
+    """The RunDir (named on rank 0 when not given, so every rank agrees), checked and created by rank 0; a
+    problem there (see :func:`check_run_dir`) is raised on every rank. Collective."""
     from hvd_magtag import distributed
-    from hvd_magtag.rundir import RunDir
+    from hvd_magtag.rundir import RunDir, RunDirError
 
     if not exp.run_dir:
         name = f"{exp.model.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}" if ctx.is_root else None
         exp.run_dir = str(runs_root() / distributed.broadcast_object(name))
     run = RunDir(exp.run_dir)
+    problem = None
     if ctx.is_root:
-        run.path.mkdir(parents=True, exist_ok=True)
+        try:
+            check_run_dir(run.path)
+            run.path.mkdir(parents=True, exist_ok=True)
+        except (RunDirError, OSError) as e:
+            problem = e if isinstance(e, RunDirError) else RunDirError(f"{run.path}: cannot create ({e})")
+    problem = distributed.broadcast_object(problem)
+    if problem is not None:
+        raise problem
     return run
 
 
@@ -217,7 +298,7 @@ def resume_problem(old: dict[str, Any], new: dict[str, Any]) -> str | None:
             f"was trained as model {old['model']!r} with overrides {old.get('overrides', {})}, this run asks for "
             f"{new['model']!r} with {new['overrides']}; use a new --run-dir or the run's own config.json"
         )
-    if old["tags"] != new["tags"]:
+    if old.get("tags") != new["tags"]:
         return (
             f"was trained on a {len(old['tags'])}-tag vocabulary, this dataset gives {len(new['tags'])} different "
             "tags; use a new --run-dir or the run's dataset/vocabulary"
@@ -462,9 +543,9 @@ def train(exp: Experiment):
 
     from hvd_magtag import checkpoint, distributed
     from hvd_magtag.data import pipeline
+    from hvd_magtag.data.catalog import MetadataError
     from hvd_magtag.evaluate import parse_windows, score_split
     from hvd_magtag.models.registry import list_models
-    from hvd_magtag.rundir import RunDirError
     from hvd_magtag.schedules import Schedule
 
     cfg = exp.train
@@ -482,7 +563,19 @@ def train(exp: Experiment):
     catalog, manifest = load_data(exp.data, ctx)
     train_clips, valid_clips = catalog.split("train"), catalog.split("valid")
     if not train_clips:
-        raise ConfigError(f"{catalog.root}: no clips in the train split (data.split={exp.data.split!r})")
+        bad = (
+            f"; {len(catalog.excluded)} unreadable files excluded (see the bad-files report)"
+            if catalog.excluded
+            else ""
+        )
+        raise MetadataError(
+            f"{catalog.root}: no clips in the train split (data.split={exp.data.split!r}){bad}"
+        )
+    if len(train_clips) < cfg.batch_size * ctx.size:  # every rank decides alike: no rank waits for the others
+        raise MetadataError(
+            f"{catalog.root}: {len(train_clips)} training clips are fewer than train.batch_size x ranks = "
+            f"{cfg.batch_size} x {ctx.size}; lower train.batch_size or use fewer ranks"
+        )
     run = prepare_run_dir(exp, ctx)
 
     keras.utils.set_random_seed(cfg.seed)  # same initial weights for the same seed (rank 0's are broadcast)
@@ -493,7 +586,12 @@ def train(exp: Experiment):
             keras.mixed_precision.set_global_policy("mixed_float16")
         else:
             log.warning("train.mixed_precision needs a GPU; training in float32")
-    model = build_model(exp.model.name, catalog.n_tags, exp.model.overrides, cfg.precision)
+    try:
+        model = build_model(exp.model.name, catalog.n_tags, exp.model.overrides, cfg.precision)
+    except (ValueError, TypeError) as e:  # the builders reject impossible overrides with ValueError/TypeError
+        raise ConfigError(
+            f"model {exp.model.name!r} with model.overrides {dict(exp.model.overrides)}: {e}"
+        ) from None
     spec, info = model.spec, run_info(exp, catalog, model, ctx)
 
     # Resume: rank 0 reads the run directory, every rank gets the verdict and the starting state.
@@ -505,7 +603,7 @@ def train(exp: Experiment):
         verdict = (problem, start)
     problem, state = distributed.broadcast_object(verdict if ctx.is_root else None)
     if problem:
-        raise RunDirError(f"{run.path}: {problem}")
+        raise ConfigError(f"{run.path}: {problem}")
     step = int(state["step"])
     schedule.load_state_dict(state.get("schedule", {}))
     best = {"roc_auc": state.get("best_roc_auc", -1.0), "step": state.get("best_step", -1)}

@@ -195,7 +195,7 @@ def test_bad_options_are_one_line_errors(tmp_path, extra, needle):
 
 def test_missing_dataset_is_one_line_error(tmp_path):
     proc = run(train_command(tmp_path / "no_such_dataset", tmp_path / "r"))
-    assert proc.returncode == 2
+    assert proc.returncode == 3  # EXIT_DATA
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "no_such_dataset" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
