@@ -9,6 +9,7 @@ from train_fixtures import tiny_dataset
 
 from hvd_magtag.config import ConfigError, Experiment
 from hvd_magtag.evaluate import main, parse_windows
+from hvd_magtag.train import EXIT_RUN_DIR
 
 
 def test_parse_windows():
@@ -28,7 +29,7 @@ def _main(argv):
 
 def test_not_a_run_directory(tmp_path):
     code, lines = _main([str(tmp_path)])
-    assert code == 2 and lines == [
+    assert code == EXIT_RUN_DIR and lines == [
         f"error: {tmp_path}: not a run directory (no run.json); train one with hvd_magtag.train"
     ]
 
@@ -59,4 +60,4 @@ def test_other_vocabulary_and_unknown_split_are_refused(tmp_path, tmp_path_facto
     code, lines = _main([str(tmp_path / "run50"), "--windows", "none"])
     assert code == 2 and lines[0].startswith("error: --windows 'none'")
     code, lines = _main([str(tmp_path / "run50")])  # no weights yet
-    assert code == 2 and "no best weights" in lines[0]
+    assert code == EXIT_RUN_DIR and "no best weights" in lines[0]
