@@ -537,12 +537,7 @@ class Monitor:
 def train(exp: Experiment):
     """Train ``exp`` (collective under horovodrun); returns the RunDir. Resumes from the run directory's
     latest checkpoint when there is one."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
     from hvd_magtag import checkpoint, distributed
-    from hvd_magtag.data import pipeline
     from hvd_magtag.data.catalog import MetadataError
     from hvd_magtag.evaluate import parse_windows, score_split
     from hvd_magtag.models.registry import list_models
@@ -556,6 +551,12 @@ def train(exp: Experiment):
     Schedule(cfg)  # checks optimizer / schedule / stages before any process group or data work
     check_precision(cfg)
     valid_windows = parse_windows(cfg.valid_windows, "train.valid_windows")
+    import keras  # after the option checks: a bad option costs no TensorFlow start-up
+    import numpy as np
+    import tensorflow as tf
+
+    from hvd_magtag.data import pipeline
+
     ctx = distributed.init()
     log = distributed.get_logger("hvd_magtag.train")
     schedule = Schedule(cfg, ctx.size)
