@@ -72,6 +72,10 @@ class TrainConfig:
     # layers' Keras dtype policy: float32 | mixed_bfloat16 (bf16 compute on fp32 weights; pays on AVX512_BF16/AMX
     # CPUs and Ampere+ GPUs; see hvd_magtag.train.build_model and `python -m hvd_magtag.bench train`)
     precision: str = "float32"
+    # elastic Horovod (horovodrun --min-np/--max-np --host-discovery-script, Gloo): ranks may leave or join;
+    # the state is committed every commit_every steps and rolled back to the last commit on a change
+    elastic: bool = False
+    commit_every: int = 10  # steps
 
 
 @dataclass
