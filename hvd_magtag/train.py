@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="reproducible ops and data order: two runs with one seed give the same weights",
     )
     p.add_argument(
+        "--elastic",
+        action="store_true",
+        default=None,
+        help="elastic Horovod (launch/elastic.sh): ranks may leave or join; state committed every "
+        "train.commit_every steps, learning rate and data shards follow the world size [train.elastic]",
+    )
+    p.add_argument(
         "--set",
         dest="assignments",
         action="append",
@@ -119,6 +126,8 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
     ]
     if args.deterministic:
         sets.append("train.deterministic=true")
+    if args.elastic:
+        sets.append("train.elastic=true")
     exp.apply_overrides(sets + list(args.assignments))
     if args.run_dir:
         exp.run_dir = str(Path(args.run_dir).expanduser().resolve())
@@ -320,6 +329,22 @@ def check_precision(cfg) -> None:
     if cfg.precision != "float32" and cfg.mixed_precision:
         raise ConfigError(
             f"train.precision={cfg.precision} and train.mixed_precision=true both pick a mixed policy; keep one"
+        )
+
+
+#: Schedules an elastic run can follow: their learning rate is a function of the step and the world size only
+#: (plateau and staged swap optimizers or reload weights outside the committed state).
+ELASTIC_SCHEDULES = ("constant", "cosine")
+
+
+def check_elastic(cfg) -> None:
+    """ConfigError unless an elastic run (``train.elastic``) has a step-only schedule and commit_every >= 1."""
+    if cfg.commit_every < 1:
+        raise ConfigError(f"train.commit_every={cfg.commit_every}: give a positive number of steps")
+    if cfg.elastic and cfg.schedule not in ELASTIC_SCHEDULES:
+        raise ConfigError(
+            f"train.schedule {cfg.schedule!r} cannot run elastic (train.elastic=true); choose one of "
+            f"{', '.join(ELASTIC_SCHEDULES)}"
         )
 
 
@@ -550,6 +575,7 @@ def train(exp: Experiment):
         )
     Schedule(cfg)  # checks optimizer / schedule / stages before any process group or data work
     check_precision(cfg)
+    check_elastic(cfg)
     valid_windows = parse_windows(cfg.valid_windows, "train.valid_windows")
     import keras  # after the option checks: a bad option costs no TensorFlow start-up
     import numpy as np
@@ -625,24 +651,26 @@ def train(exp: Experiment):
         log.info("resuming %s from step %d (%s)", run.path, step, latest.name)
     distributed.broadcast_model_and_optimizer(model, optimizer)  # identical start on every rank
 
-    batches = iter(
-        pipeline.train_dataset(
+    def shard(at_step: int, now):
+        """This rank's training batches from global step ``at_step`` in a world of ``now.size`` ranks, and
+        the steps per epoch of that world."""
+        batches = pipeline.train_dataset(
             train_clips,
             spec,
             batch_size=cfg.batch_size,
             manifest=manifest,
-            rank=ctx.rank,
-            size=ctx.size,
+            rank=now.rank,
+            size=now.size,
             seed=cfg.seed,
-            start_step=step,
+            start_step=at_step,
             deterministic=cfg.deterministic,
-            threads=ctx.threads,
+            threads=now.threads,
             tfrecord_dir=exp.data.tfrecord_dir or None,
         )
-    )
-    steps_per_epoch = cfg.steps_per_epoch or pipeline.steps_per_epoch(
-        len(train_clips), cfg.batch_size, ctx.size
-    )
+        spe = cfg.steps_per_epoch or pipeline.steps_per_epoch(len(train_clips), cfg.batch_size, now.size)
+        return iter(batches), spe
+
+    batches, steps_per_epoch = shard(step, ctx)
     predict = tf.function(lambda x: model(x, training=False))
     monitor = Monitor(run, ctx, cfg, step, steps_per_epoch)
     log.info(
@@ -660,43 +688,78 @@ def train(exp: Experiment):
     valid_kw = dict(
         windows=valid_windows, batch_size=exp.eval.batch_size, manifest=manifest, ctx=ctx, predict_fn=predict
     )
-    while step < cfg.steps:
-        if step > 0 and schedule.optimizer_name(step) != schedule.optimizer_name(step - 1):
-            optimizer, train_step = new_optimizer(step)  # staged: next optimizer, fresh state on every rank
-        lr = schedule.lr(step)
-        optimizer.learning_rate.assign(lr)
-        x, y = next(batches)
-        loss = train_step(x, y)
-        step += 1
-        monitor.train(step, loss, lr)
+    entries = 0
 
-        if valid_clips and (step % cfg.validate_every == 0 or step == cfg.steps):
-            sync_statistics(model)
-            result, _ = score_split(model, valid_clips, catalog.tags, spec, **valid_kw)
-            improved = bool(np.isfinite(result["roc_auc"]) and result["roc_auc"] > best["roc_auc"])
-            if improved:
-                best.update(roc_auc=result["roc_auc"], step=step)
+    def run_steps(elastic=None) -> None:
+        """Steps until ``cfg.steps``. Elastic: ``elastic`` holds the last commit; after a membership change
+        Horovod rolls every variable and ``elastic.step`` back to it and calls this again, which takes the new
+        rank and world size: learning rate rescaled, data resharded, the global step count kept."""
+        nonlocal step, optimizer, train_step, schedule, ctx, batches, steps_per_epoch, monitor, entries
+        entries += 1
+        if elastic is not None and entries > 1:
+            ctx = distributed.context()
+            step = int(elastic.step)
+            schedule = Schedule(cfg, ctx.size)
+            batches, steps_per_epoch = shard(step, ctx)
+            valid_kw["ctx"] = ctx
+            monitor.close()
+            monitor = Monitor(run, ctx, cfg, step, steps_per_epoch)  # rank 0 may be another process now
+            log.info(
+                "elastic: continuing on %d ranks from step %d, learning rate %.3g",
+                ctx.size,
+                step,
+                schedule.lr(step),
+            )
+        while step < cfg.steps:
+            if step > 0 and schedule.optimizer_name(step) != schedule.optimizer_name(step - 1):
+                optimizer, train_step = new_optimizer(
+                    step
+                )  # staged: next optimizer, fresh state on every rank
+            lr = schedule.lr(step)
+            optimizer.learning_rate.assign(lr)
+            x, y = next(batches)
+            loss = train_step(x, y)
+            step += 1
+            monitor.train(step, loss, lr)
+
+            if valid_clips and (step % cfg.validate_every == 0 or step == cfg.steps):
+                sync_statistics(model)
+                result, _ = score_split(model, valid_clips, catalog.tags, spec, **valid_kw)
+                improved = bool(np.isfinite(result["roc_auc"]) and result["roc_auc"] > best["roc_auc"])
+                if improved:
+                    best.update(roc_auc=result["roc_auc"], step=step)
+                    if ctx.is_root:
+                        save_weights(model, run.best_weights)
+                monitor.valid(step, result, improved)
+                if (
+                    schedule.on_validation(improved) and best["step"] > 0
+                ):  # plateau: lower lr, restart from best
+                    restart_from(run.best_weights, model, ctx)
+                    optimizer, train_step = new_optimizer(step)
+
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                sync_statistics(model)
                 if ctx.is_root:
-                    save_weights(model, run.best_weights)
-            monitor.valid(step, result, improved)
-            if schedule.on_validation(improved) and best["step"] > 0:  # plateau: lower lr, restart from best
-                restart_from(run.best_weights, model, ctx)
-                optimizer, train_step = new_optimizer(step)
+                    state = {
+                        "step": step,
+                        "epoch": step // steps_per_epoch,
+                        "schedule": schedule.state_dict(),
+                        "best_roc_auc": best["roc_auc"],
+                        "best_step": best["step"],
+                        "seed": cfg.seed,
+                        "world_size": ctx.size,
+                        "batch_size": cfg.batch_size,
+                    }
+                    checkpoint.save(run.checkpoint_dir, model, optimizer, state, keep=cfg.keep_checkpoints)
+            if elastic is not None and (step % cfg.commit_every == 0 or step == cfg.steps):
+                elastic.step = step
+                elastic.commit()  # restore point; raises on a membership change (rolled back, re-entered)
 
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            sync_statistics(model)
-            if ctx.is_root:
-                state = {
-                    "step": step,
-                    "epoch": step // steps_per_epoch,
-                    "schedule": schedule.state_dict(),
-                    "best_roc_auc": best["roc_auc"],
-                    "best_step": best["step"],
-                    "seed": cfg.seed,
-                    "world_size": ctx.size,
-                    "batch_size": cfg.batch_size,
-                }
-                checkpoint.save(run.checkpoint_dir, model, optimizer, state, keep=cfg.keep_checkpoints)
+    if cfg.elastic:
+        run_steps_elastic = distributed.elastic_run(run_steps)
+        run_steps_elastic(distributed.elastic_state(model, optimizer, step=step))
+    else:
+        run_steps()
 
     monitor.close()
     sync_statistics(model)
