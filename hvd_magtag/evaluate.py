@@ -134,14 +134,14 @@ def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=
     from hvd_magtag import distributed
     from hvd_magtag.rundir import RunDir, RunDirError, atomic_write_text
 
-    ctx = distributed.init()
-    log = distributed.get_logger("hvd_magtag.evaluate")
     run = RunDir(run_dir)
     model_name = run.info["model"]  # "not a run directory" before anything else
     exp = run.config
     if data_root:
         exp.data.root = str(data_root)
     windows = parse_windows(windows if windows is not None else exp.eval.windows)
+    ctx = distributed.init()  # after the option checks, before any TensorFlow op
+    log = distributed.get_logger("hvd_magtag.evaluate")
     batch_size = batch_size or exp.eval.batch_size
     clips, manifest = load_split(run, exp.data, split, ctx)
 
