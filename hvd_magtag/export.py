@@ -48,14 +48,12 @@ import logging
 import sys
 from pathlib import Path
 
+from hvd_magtag.models.raw import UNFOLD_WINDOWS, WINDOW_ENCODER
+
 #: Windows the model sees per call inside the exported functions (bounds activation memory for long clips).
 BATCH_WINDOWS = 16
 #: Bytes of a file searched for the header that gives its sample rate (after any ID3v2 tag for mp3).
 HEADER_BYTES = 1 << 16
-#: Superpool models: the layer whose output is the per-window embeddings [B, n_windows, D] (hvd_magtag.models.raw).
-UNFOLD_LAYER = "unfold_windows"
-#: Superpool models: the sub-model embedding one window (hvd_magtag.models.raw).
-WINDOW_ENCODER = "window_encoder"
 #: File name marking a SavedModel folder.
 SAVED_MODEL_FILE = "saved_model.pb"
 
@@ -245,9 +243,9 @@ def window_heads(model, spec):
         name="repeat_embedding",
     )(emb)  # [B, n_windows, D]
     try:
-        tail = keras.Model(model.get_layer(UNFOLD_LAYER).output, model.output, name="pool_and_classify")
+        tail = keras.Model(model.get_layer(UNFOLD_WINDOWS).output, model.output, name="pool_and_classify")
     except ValueError:
-        raise ExportError(f"superpool model {model.name!r} has no layer named {UNFOLD_LAYER!r}") from None
+        raise ExportError(f"superpool model {model.name!r} has no layer named {UNFOLD_WINDOWS!r}") from None
     probs = tail(repeated)  # [B, n_tags]
     return keras.Model(window, [probs, emb], name=f"{model.name}_window_heads"), model
 

@@ -614,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.top_k < 1 or args.workers < 1:
         parser.error("--top-k and --workers must be >= 1")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # tensorflow-io's resampler warns on every trace
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices would drown the table
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     model = Path(args.model).expanduser().resolve()
     if not model.exists():  # before TensorFlow is imported: the answer is instant

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from hvd_magtag.models.raw import WINDOW_ENCODER
+
 log = logging.getLogger(__name__)
 
 #: Loudness of a sonified channel: RMS in dB relative to full scale.
@@ -51,8 +53,6 @@ PEAK_CEILING_DBFS = -0.3
 LIMITER_KNEE_DBFS = -6.0
 #: A channel whose map RMS is below this (relative to the layer's loudest channel) is called silent.
 SILENT_RELATIVE_RMS = 1e-6
-#: Name of the superpool models' per-window sub-model (hvd_magtag.models.raw convention).
-WINDOW_ENCODER = "window_encoder"
 #: Largest up-sampling factor of one resampling stage (bigger ratios are cascaded).
 MAX_STAGE_FACTOR = 27
 #: Name of the model input as a level (the audio, or the filterbank frames of spectrogram models).

@@ -24,6 +24,7 @@ import math
 from typing import Any
 
 from hvd_magtag.bench import row, timed
+from hvd_magtag.models.raw import WINDOW_ENCODER
 
 BENCH = "models"
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def model_flops(model) -> int:
     """Analytic FLOPs per example (2 per multiply-add); the window encoder counts once per window."""
     total = 0
     for layer in model.layers:
-        repeats = model.spec.n_windows if layer.name == "window_encoder" else 1
+        repeats = model.spec.n_windows if layer.name == WINDOW_ENCODER else 1
         total += layer_macs(layer, repeats)
     return 2 * total
 
@@ -99,7 +100,7 @@ def activation_bytes(model) -> int:
                 continue
             if isinstance(layer, keras.Model):
                 total += outputs(
-                    layer, repeats * (model.spec.n_windows if layer.name == "window_encoder" else 1)
+                    layer, repeats * (model.spec.n_windows if layer.name == WINDOW_ENCODER else 1)
                 )
                 continue
             outs = layer.output if isinstance(layer.output, list | tuple) else [layer.output]

@@ -33,6 +33,10 @@ from hvd_magtag.models.registry import DEFAULT_SAMPLE_RATE, ModelSpec, register_
 if TYPE_CHECKING:
     import keras
 
+#: layer names of the superpool models that taggers, exporters, benches and analysis look up
+WINDOW_ENCODER = "window_encoder"  # the shared per-window encoder sub-model
+UNFOLD_WINDOWS = "unfold_windows"  # [B * W, D] -> [B, W, D]
+
 #: trainable parameters of SampleCNN 3^9 with 50 tags (see module docstring; checked by tests)
 SAMPLECNN_3_9_PARAMS_50_TAGS = 1_869_874
 
@@ -425,11 +429,11 @@ def samplecnn_superpool(
     _check_frames(spec, m, n, "samplecnn_superpool")
     w_in, x = _raw_input(spec.replace(windowing="split"), name="window")
     x, _ = _samplecnn_trunk(x, m, n, width, pool)
-    encoder = keras.Model(w_in, _samplecnn_top(x, n, width), name="window_encoder")
+    encoder = keras.Model(w_in, _samplecnn_top(x, n, width), name=WINDOW_ENCODER)
 
     inputs = keras.Input(shape=spec.input_shape(), name="waveform_windows")  # [B, W, window]
     x = blocks.FoldWindows(name="fold_windows")(inputs)  # [B * W, window]
     x = encoder(x)  # [B * W, D]
-    x = blocks.UnfoldWindows(spec.n_windows, name="unfold_windows")(x)  # [B, W, D]
+    x = blocks.UnfoldWindows(spec.n_windows, name=UNFOLD_WINDOWS)(x)  # [B, W, D]
     x = blocks.window_pool(x, window_pool, name="window_pool", attention_units=attention_units)  # [B, D]
     return keras.Model(inputs, _classifier(x, n_tags, dropout), name="samplecnn_superpool")
