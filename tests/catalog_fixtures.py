@@ -66,18 +66,9 @@ def write_annotations(path: Path, rows: list[tuple[str, str, str]], *, seed: int
 def write_clip_info(path: Path, rows: list[tuple[str, str]]) -> None:
     """``clip_info_final.csv`` (tab-separated, quoted, CRLF) for (clip_id, mp3_path); names taken from the
     path (``<artist>-<album>-<track>-<title>-<start>-<end>.mp3``), URLs illustrative."""
-    header = [
-        "clip_id",
-        "track_number",
-        "title",
-        "artist",
-        "album",
-        "url",
-        "segmentStart",
-        "segmentEnd",
-        "original_url",
-        "mp3_path",
-    ]
+    from hvd_magtag.data.mtat import CLIP_INFO_COLUMNS
+
+    header = list(CLIP_INFO_COLUMNS)
     lines = [_quoted(header)]
     for clip_id, mp3_path in rows:
         parts = Path(mp3_path).stem.split("-")

@@ -55,6 +55,19 @@ MTAT_SAMPLE_RATE = 16000
 
 ANNOTATIONS = "annotations_final.csv"
 CLIP_INFO = "clip_info_final.csv"
+#: Columns of clip_info_final.csv, in the distributed order.
+CLIP_INFO_COLUMNS = (
+    "clip_id",
+    "track_number",
+    "title",
+    "artist",
+    "album",
+    "url",
+    "segmentStart",
+    "segmentEnd",
+    "original_url",
+    "mp3_path",
+)
 
 #: Folder of the clip (first component of mp3_path) -> split, shared by the "directory" and "clean" splits.
 DIRECTORY_SPLIT: dict[str, str] = {
@@ -206,8 +219,7 @@ def read_clip_info(path: str | Path) -> dict[str, dict[str, str]]:
         missing = [c for c in ("clip_id", *INFO_COLUMNS) if c not in header]
         if missing:
             raise MetadataError(
-                f"{path}:1: header lacks column(s) {', '.join(missing)}; expected clip_id, track_number, "
-                "title, artist, album, url, segmentStart, segmentEnd, original_url, mp3_path"
+                f"{path}:1: header lacks column(s) {', '.join(missing)}; expected {', '.join(CLIP_INFO_COLUMNS)}"
             )
         where = {c: header.index(c) for c in ("clip_id", *INFO_COLUMNS)}
         for row in reader:

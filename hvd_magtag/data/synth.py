@@ -86,6 +86,7 @@ from scipy import signal
 from hvd_magtag.data.mtat import (
     ANNOTATIONS,
     CLIP_INFO,
+    CLIP_INFO_COLUMNS,
     DIRECTORY_SPLIT,
     MTAT_SAMPLE_RATE,
     load_tag_columns_188,
@@ -105,18 +106,6 @@ INAUDIBLE_DB = -30.0  # a source whose stem RMS is this far below the mix loses 
 LEVEL_DBFS = {"loud": -11.0, "normal": -18.0, "quiet": -30.0}  # mix RMS targets (dB re full scale)
 STAMP = "synth.json"
 GENERATOR_VERSION = 3  # bumped whenever the same arguments would give different audio or labels
-CLIP_INFO_COLUMNS = (
-    "clip_id",
-    "track_number",
-    "title",
-    "artist",
-    "album",
-    "url",
-    "segmentStart",
-    "segmentEnd",
-    "original_url",
-    "mp3_path",
-)
 
 
 # --------------------------------------------------------------------------------------------------------------
