@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 [ $# -ge 1 ] && [ "$1" != "-h" ] && [ "$1" != "--help" ] || { sed -n '2,3p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 RUN_DIR="$1"; shift
-[ -f "$RUN_DIR/config.json" ] || { echo "error: $RUN_DIR has no config.json: not a run directory" >&2; exit 2; }
+[ -f "$RUN_DIR/config.json" ] || { echo "error: $RUN_DIR has no config.json: not a run directory (exit code 4, see python -m hvd_magtag.train --help)" >&2; exit 4; }
 NP=2
 if [ "${1:-}" = "-n" ]; then NP="$2"; shift 2; fi
 [ "${1:-}" = "--" ] && shift

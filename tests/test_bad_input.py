@@ -84,6 +84,8 @@ def _folder_command(root: Path, run_dir: Path, *extra: str) -> list[str]:
         (["--set", "nosection.x=1"], ["unknown option 'nosection'"]),
         (["--set", "train.lr"], ["expected section.key=value"]),
         (["--set", "train.optimizer=adagrad"], ["train.optimizer", "adagrad"]),
+        (["--elastic", "--set", "train.schedule=plateau"], ["train.schedule 'plateau' cannot run elastic"]),
+        (["--set", "train.commit_every=0"], ["train.commit_every=0", "positive"]),
     ],
 )
 def test_option_errors(tmp_path, extra, needles):
