@@ -712,9 +712,8 @@ def train(exp: Experiment):
             )
         while step < cfg.steps:
             if step > 0 and schedule.optimizer_name(step) != schedule.optimizer_name(step - 1):
-                optimizer, train_step = new_optimizer(
-                    step
-                )  # staged: next optimizer, fresh state on every rank
+                # staged: next optimizer, fresh state on every rank
+                optimizer, train_step = new_optimizer(step)
             lr = schedule.lr(step)
             optimizer.learning_rate.assign(lr)
             x, y = next(batches)
@@ -731,9 +730,8 @@ def train(exp: Experiment):
                     if ctx.is_root:
                         save_weights(model, run.best_weights)
                 monitor.valid(step, result, improved)
-                if (
-                    schedule.on_validation(improved) and best["step"] > 0
-                ):  # plateau: lower lr, restart from best
+                # plateau: lower lr, restart from best
+                if schedule.on_validation(improved) and best["step"] > 0:
                     restart_from(run.best_weights, model, ctx)
                     optimizer, train_step = new_optimizer(step)
 
