@@ -136,13 +136,13 @@ def test_train_rejects_unknown_variant(capsys):
 
 @pytest.mark.multirank
 def test_scaling_section_quick(tmp_path, capsys):
-    rows, printed = _run_section(["scaling", "--quick", "--repeats", "2"], tmp_path, capsys)
+    rows, printed = _run_section(["scaling", "--quick", "--repeats", "1"], tmp_path, capsys)
     _check_rows(rows, "scaling")
     assert "== scaling ==" in printed
     one = _find(rows, "train np=1", "throughput (all ranks)")
     two = _find(rows, "train np=2", "throughput (all ranks)")
     assert one["np"] == 1 and two["np"] == 2 and two["threads_per_rank"] == 1
-    assert one["rounds"] == two["rounds"] == 2 * 2  # --repeats 2 x quick's 2 timed rounds, pooled
+    assert one["rounds"] == two["rounds"] == 1 * 2  # --repeats 1 x quick's 2 timed rounds
     assert _find(rows, "train np=2", "throughput per rank")["value"] == pytest.approx(two["value"] / 2)
     speedup = _find(rows, "scaling np=2 / np=1", "speed-up")
     assert speedup["value"] == pytest.approx(two["value"] / one["value"], rel=1e-6)
