@@ -25,7 +25,9 @@ class ConfigError(ValueError):
 class DataConfig:
     dataset: str = "synthetic"  # synthetic | mtat | jamendo | fma | folder
     root: str = ""  # dataset folder; "" = the built-in synthetic dataset location
-    split: str = ""  # "" = the dataset's default; mtat: clean (default) | directory; jamendo: split-N (split-0)
+    split: str = (
+        ""  # "" = the dataset's default; mtat: clean (default) | directory; jamendo: split-N (split-0)
+    )
     vocabulary: str = "top50"  # top50 | topN (e.g. top20) | path to a tag list file | jamendo category
     subset: str = ""  # fma subset (small | medium | large)
     min_duration: float = 0.0  # seconds; shorter files are reported as bad by the manifest
