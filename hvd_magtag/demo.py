@@ -40,15 +40,17 @@ def _log(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
 
 
-def _run(cmd: list[str], what: str) -> float:
-    """Run ``cmd`` with the terminal as its stdout/stderr; returns seconds; DemoError if it fails."""
+def _run(cmd: list[str], what: str, stdout_path: Path | None = None) -> float:
+    """Run ``cmd`` with the terminal as its stderr and stdout (or ``stdout_path``); returns seconds; DemoError
+    if it fails."""
     _log(f"{what}: {shlex.join(cmd)}")
     t0 = time.perf_counter()
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Open MPI busy-polls while a rank waits; on a small or shared machine that steals the other rank's core.
     env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
-    proc = subprocess.Popen(cmd, start_new_session=True, env=env)
+    out = open(stdout_path, "w") if stdout_path else None  # closed in finally
+    proc = subprocess.Popen(cmd, start_new_session=True, env=env, stdout=out)
     try:
         code = proc.wait()
     except BaseException:  # Ctrl-C: stop the whole job (horovodrun and its ranks), then re-raise
@@ -58,6 +60,9 @@ def _run(cmd: list[str], what: str) -> float:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         raise
+    finally:
+        if out:
+            out.close()
     if code != 0:
         raise DemoError(f"{what} failed (exit {code}); rerun by hand: {shlex.join(cmd)}")
     return time.perf_counter() - t0
@@ -166,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         times["evaluation"] = _run(
             [*launcher(args.np), py, "-m", "hvd_magtag.evaluate", str(run_dir), "--split", "test"],
             "evaluating on the test split",
+            stdout_path=run_dir / "evaluate_test.log",  # its table is printed once, cleanly, below
         )
     except DemoError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -72,6 +72,8 @@ def test_tiny_demo_end_to_end(tmp_path):
         and (run_dir / "per_tag_test.csv").is_file()
     )
     assert "macro" in proc.stdout + proc.stderr  # the evaluation table
+    assert out.count("ROC-AUC   PR-AUC") == 1  # printed once, by the demo; evaluate's copy goes to its log
+    assert "ROC-AUC   PR-AUC" in (run_dir / "evaluate_test.log").read_text()
     # a second demo reuses the dataset instead of synthesising it again
     again = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=600)
     assert again.returncode == 0 and "(already there)" in again.stdout
