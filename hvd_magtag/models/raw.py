@@ -269,6 +269,8 @@ def _build_kim2018(spec, n_tags, name, *, m, n, width, pool, block, multi, dropo
     last 3 block outputs, concatenated -> Dense(D) + BN + ReLU ``embedding`` -> Dropout -> ``tags``."""
     import keras
 
+    from hvd_magtag.models import blocks
+
     _check_frames(spec, m, n, name)
     inputs, x = _raw_input(spec)
     x, outputs = _samplecnn_trunk(x, m, n, width, pool, block, **block_args)
@@ -279,7 +281,7 @@ def _build_kim2018(spec, n_tags, name, *, m, n, width, pool, block, multi, dropo
     x = keras.layers.Concatenate(name="multilevel")(pooled) if len(pooled) > 1 else pooled[0]
     # 3^9 multi-level: 256 + 256 + 512 = 1024 features
     x = keras.layers.Dense(x.shape[-1], name="fc")(x)
-    x = keras.layers.BatchNormalization(name="fc_bn")(x)
+    x = blocks.BatchNorm(name="fc_bn")(x)
     emb = keras.layers.ReLU(name="embedding")(x)
     return keras.Model(inputs, _classifier(emb, n_tags, dropout), name=name)
 

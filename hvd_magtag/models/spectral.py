@@ -43,10 +43,12 @@ def _fbank_input(spec: ModelSpec, freq_bn: bool):
     (``freq_bn``, Choi et al.) or as one channel (Won et al.'s ``spec_bn``)."""
     import keras
 
+    from hvd_magtag.models import blocks
+
     inputs = keras.Input(shape=spec.window_shape(), name="logmel")
     frames, n_mels = spec.window_shape()
     x = keras.layers.Reshape((frames, n_mels, 1), name="add_channel")(inputs)
-    x = keras.layers.BatchNormalization(axis=2 if freq_bn else -1, name="input_bn")(x)
+    x = blocks.BatchNorm(axis=2 if freq_bn else -1, name="input_bn")(x)
     return inputs, x
 
 
@@ -67,7 +69,7 @@ def _dense_head(x, n_tags: int, width: float, units: int = 512):
     from hvd_magtag.models import blocks
 
     x = keras.layers.Dense(blocks.scaled(units, width), name="fc")(x)
-    x = keras.layers.BatchNormalization(name="fc_bn")(x)
+    x = blocks.BatchNorm(name="fc_bn")(x)
     x = keras.layers.ReLU(name="embedding")(x)
     x = keras.layers.Dropout(0.5, name="dropout")(x)
     return keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(x)
@@ -123,7 +125,7 @@ def crnn(spec: ModelSpec, n_tags: int, *, gru_units: int = 32, width: float = 1.
     inputs, x = _fbank_input(spec, freq_bn=True)
     for i, (channels, size) in enumerate(zip(CRNN_CHANNELS, CRNN_POOLS), start=1):
         x = keras.layers.Conv2D(blocks.scaled(channels, width), 3, padding="same", name=f"conv{i}")(x)
-        x = keras.layers.BatchNormalization(name=f"conv{i}_bn")(x)
+        x = blocks.BatchNorm(name=f"conv{i}_bn")(x)
         x = keras.layers.ELU(name=f"conv{i}_elu")(x)
         x = blocks.pool2d(x, size, pool, name=f"conv{i}_pool")
         x = keras.layers.Dropout(0.1, name=f"conv{i}_dropout")(x)
