@@ -32,7 +32,8 @@ Reading back (``train_dataset(..., tfrecord_dir=DIR)`` / ``eval_dataset``) feeds
 
 Records are matched to the given clips by ``clip_id``, so labels are the catalog's metadata rows; records of
 clips not in the list (e.g. left out by a later validation) are skipped. Training streams shuffle shard
-files per epoch by (seed, epoch) and records through a seeded buffer of :data:`SHUFFLE_RECORDS`; ranks
+files per epoch by (seed, epoch) and records within consecutive blocks of :data:`SHUFFLE_RECORDS` (a
+stateless shuffle keyed by seed, epoch and block); ranks
 read disjoint shard files (or every ``size``-th record when there are fewer files than ranks) and draw the
 same number of batches from an endless stream. ``start_step`` skips whole epochs without reading (the index
 lists each file's clips) and then at most one epoch of records, before their audio is parsed.
@@ -384,7 +385,16 @@ def train_examples(
         records = records.map(_clip_index(table)).filter(lambda i, _: i >= 0)
         if record_shard:
             records = records.shard(size, rank)
-        return records.shuffle(SHUFFLE_RECORDS, seed=seed * 1_000_003 + epoch)
+
+        # a stateless shuffle inside consecutive blocks of SHUFFLE_RECORDS records, keyed by (seed, epoch,
+        # block): exact on resume, and independent of TensorFlow's global seed (Dataset.shuffle with a tensor
+        # seed fails to trace once keras.utils.set_random_seed(0) has set the global seed to 0)
+        def permute(block: tf.Tensor, item: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+            key = tf.stack([seed64 * 1_000_003 + epoch, block])
+            perm = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(item[0])[0]), seed=key)
+            return tf.gather(item[0], perm), tf.gather(item[1], perm)
+
+        return records.batch(SHUFFLE_RECORDS).enumerate().map(permute).unbatch()
 
     # resume: whole epochs are skipped without reading; at most one epoch of records is read and dropped
     start_epoch, skip = divmod(int(start_step) * batch_size, per_epoch)
