@@ -33,8 +33,7 @@ class DataConfig:
     min_duration: float = 0.0  # seconds; shorter files are reported as bad by the manifest
     cache_dir: str = ""  # manifest cache folder ("" = beside the data, or ~/.cache when read-only)
     tfrecord_dir: str = ""  # read pre-extracted TFRecords instead of decoding mp3
-    shuffle_buffer: int = 256
-    cache_windows: bool = False
+    window_decode: bool = True  # mp3 training windows: decode a slice around the window, not the whole file
 
 
 @dataclass

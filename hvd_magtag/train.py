@@ -666,6 +666,7 @@ def train(exp: Experiment):
             deterministic=cfg.deterministic,
             threads=now.threads,
             tfrecord_dir=exp.data.tfrecord_dir or None,
+            window_decode=exp.data.window_decode,
         )
         spe = cfg.steps_per_epoch or pipeline.steps_per_epoch(len(train_clips), cfg.batch_size, now.size)
         return iter(batches), spe

@@ -14,8 +14,10 @@ load hits all cases alike. Cases:
   ``--variants`` entry (:data:`VARIANTS`: ``train.precision`` x ``train.jit_compile``);
 - ``fed from memory`` / ``fed from mp3``: ``--feed-variant``'s step fed by ``tf.data`` from in-memory
   windows vs by :func:`hvd_magtag.data.pipeline.train_dataset` decoding a temporary mp3 dataset
-  (``--clips`` 30 s 16 kHz mono clips written with ``tfio.audio.encode_mp3``), as ``train.py`` feeds it,
-  and from a raw-waveform TFRecord extraction of the same clips (``data.tfrecord_dir``);
+  (``--clips`` 30 s 16 kHz mono clips written with ``tfio.audio.encode_mp3``, validated into a manifest),
+  as ``train.py`` feeds it: each window decoded from a slice of its file (``data.window_decode``, the
+  default), and with the whole file decoded per window (``window_decode=False``); and from a raw-waveform
+  TFRecord extraction of the same clips (``data.tfrecord_dir``);
 - ``eval``: clips/s at ``--eval-windows`` windows per clip, through
   :func:`hvd_magtag.evaluate.predict_clips` (mp3 -> windows -> scores -> per-clip mean) and through the
   model alone on in-memory windows.
@@ -357,7 +359,9 @@ def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
     n_clips = max(s.clips, s.batch, s.eval_clips)
     clips = write_clips(work, s, spec, n_clips)
     log.info("wrote %d x %.0f s mp3 clips in %.1f s", n_clips, s.clip_seconds, time.perf_counter() - t0)
-    rates = {c.path: spec.sample_rate for c in clips}
+    from hvd_magtag.data.manifest import Manifest, scan
+
+    rates = Manifest(scan([c.path for c in clips]))  # as train.py validates: rates and lengths
     extra = {"batch": s.batch, "model": s.model, "variant": s.feed_variant, "clips": n_clips,
              "threads": ctx.threads}  # fmt: skip
     rows: list[dict] = []
@@ -366,6 +370,8 @@ def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
     if "feed" not in s.skip:
         mp3 = iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=rates,
                                           threads=ctx.threads))  # fmt: skip
+        mp3_whole = iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=rates,
+                                                threads=ctx.threads, window_decode=False))  # fmt: skip
         # the same kind of windows, decoded once and held in memory: one epoch's worth, cycled
         x_mem, y_mem = next(mp3)
         windows = tf.concat([x_mem, next(mp3)[0]], axis=0)
@@ -395,6 +401,7 @@ def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
                                               threads=ctx.threads, tfrecord_dir=str(tfr)))  # fmt: skip
         cases["fed from memory"] = fed(memory)
         cases["fed from mp3"] = fed(mp3)
+        cases["fed from whole mp3 decodes"] = fed(mp3_whole)
         cases["fed from tfrecord (raw)"] = fed(records)
 
     if "eval" not in s.skip:
@@ -431,7 +438,7 @@ def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
             rate, rate_spread = _rate(s.eval_clips, mean, spread)
             rows.append(row(BENCH, f"{name}, {s.eval_windows} windows/clip", "eval throughput", rate,
                             "clips/s", rate_spread, load1=load, windows=s.eval_windows, **extra))  # fmt: skip
-    for source in ("mp3", "tfrecord (raw)"):
+    for source in ("mp3", "whole mp3 decodes", "tfrecord (raw)"):
         if f"fed from {source}" in timings:
             ratio = timings["fed from memory"][0] / timings[f"fed from {source}"][0]
             rows.append(row(BENCH, f"fed from {source} / fed from memory", "ratio", ratio, "x",

@@ -107,6 +107,37 @@ class ClipTable:
         self.format: str | tf.Tensor = formats[0] if len(set(formats)) == 1 else tf.constant(formats)
         rates = file_rates(clips, manifest)
         self.rate: int | tf.Tensor = rates[0] if len(set(rates)) == 1 else tf.constant(rates, tf.int64)
+        # decoded samples per channel (a Manifest knows them; 0 = unknown): sizes the MP3 window slices
+        lengths = getattr(manifest, "samples", None)
+        known = callable(lengths) and not isinstance(manifest, Mapping) and "mp3" in formats
+        self.samples = tf.constant([int(lengths(c.path)) for c in clips] if known else [0] * self.n, tf.int64)
+        self.any_mp3 = "mp3" in formats
+
+    def train_window(
+        self, index: tf.Tensor, spec: ModelSpec, seed: tf.Tensor, window_decode: bool
+    ) -> tf.Tensor:
+        """One random training window ``[spec.window]`` of clip ``index`` at ``spec.sample_rate``: MP3 files
+        decode only a slice around it (:func:`hvd_magtag.audio.mp3_random_window`) when ``window_decode``
+        and the manifest gave their length; other files (and those) are decoded whole, then cropped."""
+        align = hop_alignment(spec)
+        fmt = self.format if isinstance(self.format, str) else tf.gather(self.format, index)
+        rate = self.rate if isinstance(self.rate, int) else tf.gather(self.rate, index)
+
+        def whole() -> tf.Tensor:
+            return audio.random_window(self.waveform(index, spec.sample_rate), spec.window, seed, align)
+
+        if not (window_decode and self.any_mp3):
+            return whole()
+
+        def sliced() -> tf.Tensor:
+            contents = tf.io.read_file(tf.gather(self.paths, index))
+            return audio.mp3_random_window(
+                contents, tf.gather(self.samples, index), rate, spec.sample_rate, spec.window, seed, align
+            )
+
+        if isinstance(fmt, str):
+            return sliced()  # all files are MP3
+        return tf.cond(tf.equal(fmt, "mp3"), sliced, whole)
 
     def waveform(self, index: tf.Tensor, sample_rate: int) -> tf.Tensor:
         """Clip ``index``'s audio, mono float32 ``[samples]`` at ``sample_rate`` Hz."""
@@ -216,6 +247,7 @@ def train_dataset(
     deterministic: bool = False,
     threads: int | None = None,
     tfrecord_dir: str | None = None,
+    window_decode: bool = True,
 ) -> tf.data.Dataset:
     """Infinite training batches ``(x [batch_size, *spec.input_shape()] float32, y [batch_size, n_tags] float32)``.
 
@@ -226,6 +258,8 @@ def train_dataset(
     deterministic: fixed element order (``tf.data.Options.deterministic``) for bitwise-repeatable batches.
     threads:      decode parallelism (the rank's thread budget); None = AUTOTUNE.
     tfrecord_dir: read a :mod:`hvd_magtag.data.tfrecord` extraction instead of decoding audio files.
+    window_decode: MP3 clips whose length the manifest knows decode only a slice around the training
+                  window (``data.window_decode``; :func:`hvd_magtag.audio.mp3_random_window`).
     Steps per epoch: :func:`steps_per_epoch` ``(len(clips), batch_size, size)``.
     """
     if tfrecord_dir:
@@ -239,9 +273,15 @@ def train_dataset(
         table = ClipTable(clips, manifest)
         n = table.n
 
+        to_input = features_for(spec)
+
         def load(index: tf.Tensor, epoch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             crop_seed = tf.stack([tf.constant(seed, tf.int64), epoch * n + index])
-            x = train_example(table.waveform(index, spec.sample_rate), spec, crop_seed)
+            if spec.windowing == "superpool":  # windows spread over the whole clip: decode it whole
+                x = train_example(table.waveform(index, spec.sample_rate), spec, crop_seed)
+            else:
+                window = table.train_window(index, spec, crop_seed, window_decode)
+                x = tf.ensure_shape(to_input(window), spec.input_shape())
             return x, tf.gather(table.labels, index)
 
         stream = train_index_stream(n, batch_size, rank=rank, size=size, seed=seed, start_step=start_step)
