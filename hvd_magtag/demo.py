@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from hvd_magtag import jobs
 
 #: The demo's experiment (model, optimizer, steps...): one home, reused by notebooks and docs.
 DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
@@ -45,22 +44,13 @@ def _run(cmd: list[str], what: str, stdout_path: Path | None = None) -> float:
     if it fails."""
     _log(f"{what}: {shlex.join(cmd)}")
     t0 = time.perf_counter()
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # Open MPI busy-polls while a rank waits; on a small or shared machine that steals the other rank's core.
-    env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
     out = open(stdout_path, "w") if stdout_path else None  # closed in finally
-    proc = subprocess.Popen(cmd, start_new_session=True, env=env, stdout=out)
+    # own session and job id (hvd_magtag.jobs); the user's OMPI_MCA_* settings are kept
+    job = jobs.start(cmd, scrub=False, stdout=out)
     try:
-        code = proc.wait()
-    except BaseException:  # Ctrl-C: stop the whole job (horovodrun and its ranks), then re-raise
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    finally:
+        code = job.proc.wait()
+    finally:  # after a normal exit: stragglers; on Ctrl-C: horovodrun and every rank, then re-raise
+        job.kill()
         if out:
             out.close()
     if code != 0:
@@ -72,10 +62,10 @@ def launcher(np: int) -> list[str]:
     """``horovodrun -np N`` from this interpreter's venv ([] for one process: a plain run is a world of 1)."""
     if np <= 1:
         return []
-    horovodrun = Path(sys.executable).parent / "horovodrun"
-    if not horovodrun.exists():
-        raise DemoError(f"{horovodrun} not found: run 'make install' to build Horovod into the venv")
-    return [str(horovodrun), "-np", str(np)]
+    try:
+        return jobs.horovodrun(np)
+    except FileNotFoundError as e:
+        raise DemoError(str(e)) from None
 
 
 def dataset_ready(data: Path) -> bool:

@@ -29,9 +29,12 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from hvd_magtag import jobs
 
 log = logging.getLogger("hvd_magtag.experiments")
 
@@ -111,16 +114,30 @@ def run_logged(cmd: list[str], log_path: str | Path, *, timeout: float | None = 
     with open(log_path, "w") as f:
         f.write("$ " + shlex.join(cmd) + "\n")
         f.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        assert proc.stdout is not None
-        start = time.monotonic()
-        for line in proc.stdout:
-            f.write(line)
-            sys.stdout.write(line)
-            if timeout and time.monotonic() - start > timeout:
-                proc.kill()
-                break
-        return proc.wait()
+        # own session and job id: a timeout or an interrupt stops horovodrun *and* its ranks (hvd_magtag.jobs)
+        job = jobs.start(
+            cmd, scrub=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+
+        def pump() -> None:  # the output, line by line, while the main thread keeps time
+            assert job.proc.stdout is not None
+            for line in job.proc.stdout:
+                f.write(line)
+                sys.stdout.write(line)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            job.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            job.kill()
+            reader.join(timeout=jobs.GRACE_SECONDS)
+        if timed_out:
+            f.write(f"[experiments] timed out after {timeout:g} s: the job was killed\n")
+        return job.proc.returncode
 
 
 # -- grids ---------------------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -51,10 +50,6 @@ BENCH = "scaling"
 #: Targets printed as ratios (never asserted).
 TARGET_SCALING = 1.8
 TARGET_RSS_GB = 3.0
-#: Inherited variables of another launch that must not leak into the benchmark's jobs.
-SCRUB_PREFIXES = ("OMPI_", "PMIX_", "PMI_", "HOROVOD_", "MV2_", "OPAL_", "HVD_MAGTAG_HOROVOD")
-#: Seconds between SIGTERM and SIGKILL when a job is cleaned up.
-GRACE_SECONDS = 5.0
 #: ``--quick``: tiny settings running both jobs in seconds (smoke tests), not meaningful numbers.
 QUICK = {"batch": 4, "width": 0.0625, "blocks": 4, "warmup": 1, "iters": 2, "steps": 2}
 
@@ -211,71 +206,33 @@ def worker(s: dict[str, Any], result: Path) -> None:
 # -- the launcher ------------------------------------------------------------------------------------------
 
 
-def job_environment(threads: int) -> dict[str, str]:
-    """os.environ without other launches' variables; quiet TF; ``threads`` for OpenMP too."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUB_PREFIXES)}
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["OMP_NUM_THREADS"] = str(threads)
-    # Open MPI ranks otherwise spin while waiting, taking the core another rank (or process) needs
-    env["OMPI_MCA_mpi_yield_when_idle"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """SIGTERM the job's process group and every descendant, then SIGKILL what is left."""
-    import psutil
+def launch(np_ranks: int, s: dict[str, Any], work: Path) -> dict[str, Any]:
+    """Run the worker as ``horovodrun -np np_ranks`` (:mod:`hvd_magtag.jobs`); its rank-0 JSON result."""
+    from hvd_magtag import jobs
 
     try:
-        victims = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        victims = []
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, sig)  # start_new_session: the group id is horovodrun's pid
-            except (ProcessLookupError, PermissionError):
-                pass
-        for p in victims:
-            try:
-                p.send_signal(sig)
-            except psutil.NoSuchProcess:
-                pass
-        _, victims = psutil.wait_procs(victims, timeout=GRACE_SECONDS)
-        if not victims and proc.poll() is not None:
-            break
-    proc.wait()
-
-
-def launch(np_ranks: int, s: dict[str, Any], work: Path) -> dict[str, Any]:
-    """Run the worker as ``horovodrun -np np_ranks``; its rank-0 JSON result."""
-    horovodrun = Path(sys.executable).parent / "horovodrun"
-    if not horovodrun.exists():
-        raise SystemExit(f"error: {horovodrun} not found: the scaling bench needs Horovod (make install)")
+        launcher = jobs.horovodrun(np_ranks, gloo=s["controller"] == "gloo")
+    except FileNotFoundError as e:
+        raise SystemExit(f"error: the scaling bench needs Horovod: {e}") from None
     result = work / f"np{np_ranks}.json"
     settings = work / f"np{np_ranks}-settings.json"
     settings.write_text(json.dumps(s))
-    controller = ["--gloo"] if s["controller"] == "gloo" else []
-    cmd = [str(horovodrun), "-np", str(np_ranks), *controller, sys.executable, "-m", "hvd_magtag.bench.scaling",
-           "--worker", str(settings), "--result", str(result)]  # fmt: skip
+    cmd = [*launcher, sys.executable, "-m", "hvd_magtag.bench.scaling", "--worker", str(settings),
+           "--result", str(result)]  # fmt: skip
     log.info("running %s", " ".join(cmd))
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=job_environment(s["threads"]), start_new_session=True)  # fmt: skip
     try:
-        output, _ = proc.communicate(timeout=s["timeout"])
+        # threads: OpenMP's budget too (OMP_NUM_THREADS)
+        done = jobs.run(cmd, timeout=s["timeout"], threads=s["threads"], merge_output=True)
     except subprocess.TimeoutExpired:
-        _kill(proc)
         raise SystemExit(
             f"error: scaling bench: horovodrun -np {np_ranks} did not finish in {s['timeout']:.0f} s "
             "(--timeout); the job was killed"
         ) from None
-    finally:
-        _kill(proc)
-    if proc.returncode != 0 or not result.exists():
-        tail = "\n".join(output.strip().splitlines()[-15:])
+    if done.returncode != 0 or not result.exists():
+        tail = "\n".join((done.stdout or "").strip().splitlines()[-15:])
         raise SystemExit(
-            f"error: scaling bench: horovodrun -np {np_ranks} failed (exit {proc.returncode}):\n{tail}"
+            f"error: scaling bench: horovodrun -np {np_ranks} failed (exit {done.returncode}):\n{tail}"
         )
     out = json.loads(result.read_text())
     out["wall_seconds"] = time.perf_counter() - t0
