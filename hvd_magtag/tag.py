@@ -46,8 +46,9 @@ JSON output (``--format json``), schema version 1::
 CSV output (``--format csv``): a header ``path,rank,tag,prob,error`` and one row per (file, rank); a failed
 file has one row with empty rank/tag/prob and the error.
 
-Exit status: 0 every file tagged; 1 at least one file failed (named in the output, the others are still
-tagged); 2 usage error (bad option, model not found, no audio files found).
+Exit status (the codes of ``train`` / ``evaluate``, :data:`hvd_magtag.train.EXIT_CODES_HELP`): 0 every file
+tagged; 1 at least one file failed (named in the output, the others are still tagged); 2 usage error (bad
+option); 3 no audio files found in the inputs; 4 the model is not a run directory or an export folder.
 """
 
 from __future__ import annotations
@@ -591,7 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m hvd_magtag.tag",
         description="Tag audio files with a trained model (mp3, wav, flac, ogg; folders are searched recursively).",
-        epilog="Exit status: 0 all files tagged, 1 some file failed (named in the output), 2 usage error.",
+        epilog="Exit status: 0 all files tagged, 1 some file failed (named in the output), 2 usage error, "
+        "3 no audio files found, 4 the model is not a run directory or export folder.",
     )
     parser.add_argument("inputs", nargs="+", help="audio files and/or folders")
     parser.add_argument("--model", required=True, help="run directory or exported SavedModel folder")
@@ -616,24 +618,26 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices would drown the table
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from hvd_magtag.train import EXIT_DATA, EXIT_RUN_DIR
+
     model = Path(args.model).expanduser().resolve()
     if not model.exists():  # before TensorFlow is imported: the answer is instant
         print(f"error: {model}: {MODEL_NOT_FOUND}", file=sys.stderr)
-        return 2
+        return EXIT_RUN_DIR
     files, any_folder = audio_files(args.inputs)
     if not files:
         print(
             f"error: no audio files ({', '.join(_extensions())}) found in {' '.join(args.inputs)}",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_DATA
     from hvd_magtag.rundir import RunDirError
 
     try:
         tagger = Tagger(args.model, weights=args.weights)
-    except (TaggerError, RunDirError) as e:
+    except (TaggerError, RunDirError) as e:  # the model folder cannot be used
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_RUN_DIR
     results = tagger.tag_many(files, workers=args.workers, progress=any_folder and not args.quiet)
     if args.format == "json":
         text = json.dumps(to_json(str(tagger.path), tagger.tags, args.top_k, results), indent=2) + "\n"

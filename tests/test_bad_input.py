@@ -228,7 +228,18 @@ def test_evaluate_on_a_folder_that_is_no_run(tmp_path):
 
 def test_tag_with_a_missing_model(tmp_path, data):
     proc = run([PY, "-m", "hvd_magtag.tag", "--model", str(tmp_path / "nomodel"), str(data)])
-    assert_one_line_error(proc, EXIT_USAGE, "nomodel", "model not found")
+    assert_one_line_error(proc, EXIT_RUN_DIR, "nomodel", "model not found")
+
+
+def test_tag_with_no_audio_in_the_inputs(tmp_path, finished_run):
+    (tmp_path / "empty").mkdir()
+    proc = run([PY, "-m", "hvd_magtag.tag", "--model", str(finished_run), str(tmp_path / "empty")])
+    assert_one_line_error(proc, EXIT_DATA, "no audio files", "empty")
+
+
+def test_analysis_on_a_folder_that_is_no_run(tmp_path):
+    proc = run([PY, "-m", "hvd_magtag.analysis", "filters", str(tmp_path), "--out", str(tmp_path / "f")])
+    assert_one_line_error(proc, EXIT_RUN_DIR, str(tmp_path))
 
 
 def test_analysis_on_a_missing_clip(finished_run, tmp_path):

@@ -192,15 +192,15 @@ def test_cli_csv_and_table(run_dir, songs, capsys):
     assert table[0].startswith(str(files["low"])) and table[1].split()[0] == "low" and len(table) == 3
 
 
-def test_missing_model_and_bad_options_are_usage_errors(songs, tmp_path, capsys):
+def test_missing_model_no_audio_and_bad_options_exit_with_the_documented_codes(songs, tmp_path, capsys):
     root, files = songs
-    assert main([str(files["low"]), "--model", str(tmp_path / "no_such_run")]) == 2
+    assert main([str(files["low"]), "--model", str(tmp_path / "no_such_run")]) == 4  # not a run directory
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_such_run" in err[0] and "model not found" in err[0]
     (tmp_path / "plain").mkdir()
-    assert main([str(files["low"]), "--model", str(tmp_path / "plain")]) == 2
+    assert main([str(files["low"]), "--model", str(tmp_path / "plain")]) == 4
     assert "run.json" in capsys.readouterr().err
-    assert main([str(tmp_path / "plain"), "--model", str(tmp_path / "plain")]) == 2  # no audio files in there
+    assert main([str(tmp_path / "plain"), "--model", str(tmp_path / "plain")]) == 3  # no audio files in there
     with pytest.raises(SystemExit) as exc:
         main([str(files["low"])])  # --model missing
     assert exc.value.code == 2

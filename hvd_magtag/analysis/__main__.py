@@ -109,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
                 tap=args.tap,
             )
     except (AnalysisError, RunDirError, ConfigError, MetadataError) as e:
+        from hvd_magtag.train import EXIT_USAGE, exit_code
+
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return exit_code(e) or EXIT_USAGE  # train's codes: 2 usage, 3 data, 4 run directory
     log.info("%s done in %.1f s: %s", args.command, time.perf_counter() - began, out)
     print(out)
     return 0
