@@ -366,8 +366,7 @@ def mp3_random_window(
     )
 
     def whole() -> tf.Tensor:
-        x = resample(to_mono(decode(contents, "mp3")), rate_in, rate_out)
-        return random_window(x, window, seed, align)
+        return random_window(from_bytes(contents, "mp3", rate_in, rate_out), window, seed, align)
 
     def sliced() -> tf.Tensor:
         offset = tf.random.stateless_uniform(
@@ -420,7 +419,13 @@ def all_windows(x: tf.Tensor, window: int, align: int = 1) -> tf.Tensor:
     return tf.ensure_shape(tf.gather(x, idx), [None, window])
 
 
+def from_bytes(
+    contents: tf.Tensor, fmt: str | tf.Tensor, rate_in: int | tf.Tensor, rate_out: int
+) -> tf.Tensor:
+    """Decode, downmix and resample a file's bytes: float32 ``[samples]`` at ``rate_out`` Hz."""
+    return resample(to_mono(decode(contents, fmt)), rate_in, rate_out)
+
+
 def load(path: tf.Tensor, fmt: str | tf.Tensor, rate_in: int | tf.Tensor, rate_out: int) -> tf.Tensor:
     """Read, decode, downmix and resample one file: scalar path -> float32 ``[samples]`` at ``rate_out`` Hz."""
-    x = decode(tf.io.read_file(path), fmt)
-    return resample(to_mono(x), rate_in, rate_out)
+    return from_bytes(tf.io.read_file(path), fmt, rate_in, rate_out)

@@ -68,7 +68,7 @@ def train_command(
     py = Path(sys.executable)
     cmd: list[str] = []
     if np > 1:
-        cmd += [str(py.parent / "horovodrun"), "-np", str(np)]
+        cmd += [str(jobs.horovodrun_path()), "-np", str(np)]
     cmd += [str(py), "-m", "hvd_magtag.train", "--run-dir", str(run_dir)]
     if config:
         cmd += ["--config", str(config)]
@@ -92,7 +92,7 @@ def evaluate_command(
 ) -> list[str]:
     """The command that evaluates a run: ``[horovodrun -np N] python -m hvd_magtag.evaluate RUN_DIR ...``."""
     py = Path(sys.executable)
-    cmd = [str(py.parent / "horovodrun"), "-np", str(np)] if np > 1 else []
+    cmd = [str(jobs.horovodrun_path()), "-np", str(np)] if np > 1 else []
     return cmd + [
         str(py),
         "-m",

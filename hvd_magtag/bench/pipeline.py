@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 
     from hvd_magtag import audio
     from hvd_magtag.data import tfrecord
-    from hvd_magtag.data.pipeline import file_rates, steps_per_epoch, train_dataset
+    from hvd_magtag.data.pipeline import steps_per_epoch, train_dataset
 
     all_threads = args.threads or os.cpu_count() or 1
     raw_spec, fbank_spec = _spec(args.raw_model, "raw"), _spec(args.fbank_model, "fbank")
@@ -143,10 +143,12 @@ def run(args: argparse.Namespace) -> list[dict]:
             paths = write_dataset(work / "audio", args.clips, raw_spec.sample_rate)
             log.info("wrote %d x %.0f s mp3s in %.1f s", len(paths), CLIP_SECONDS, time.perf_counter() - t0)
         clips = _clips(paths)
-        rates = dict(zip(paths, file_rates(clips, None)))
-        seconds = float(
-            np.mean([audio.decode(tf.io.read_file(p), "mp3").shape[0] / rates[p] for p in paths[:4]])
-        )
+        from hvd_magtag.data.manifest import Manifest, scan
+
+        lengths = Manifest(scan(paths))  # rates and decoded lengths, as train.py's validation gives them
+        # a plain {path: rate} manifest: the whole-file cases decode every file (no lengths known)
+        rates = {p: lengths.rate(p) for p in paths}
+        seconds = float(np.mean([lengths.duration(p) for p in paths[:4]]))
         batch = min(args.batch_size, len(clips))
         steps = steps_per_epoch(len(clips), batch, 1)
         n_used = steps * batch
@@ -173,10 +175,6 @@ def run(args: argparse.Namespace) -> list[dict]:
             options.threading.private_threadpool_size = threads
             options.threading.max_intra_op_parallelism = 1
             return ds.repeat().prefetch(2).with_options(options), n_used
-
-        from hvd_magtag.data.manifest import Manifest, scan
-
-        lengths = Manifest(scan(paths))  # rates and decoded lengths, as train.py's validation gives them
 
         def train(spec, tfrecord_dir=None, window_decode=False):
             def make(threads: int):

@@ -361,16 +361,16 @@ def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
     log.info("wrote %d x %.0f s mp3 clips in %.1f s", n_clips, s.clip_seconds, time.perf_counter() - t0)
     from hvd_magtag.data.manifest import Manifest, scan
 
-    rates = Manifest(scan([c.path for c in clips]))  # as train.py validates: rates and lengths
+    manifest = Manifest(scan([c.path for c in clips]))  # as train.py validates: rates and lengths
     extra = {"batch": s.batch, "model": s.model, "variant": s.feed_variant, "clips": n_clips,
              "threads": ctx.threads}  # fmt: skip
     rows: list[dict] = []
     cases: dict[str, Callable[[], Any]] = {}
 
     if "feed" not in s.skip:
-        mp3 = iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=rates,
+        mp3 = iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=manifest,
                                           threads=ctx.threads))  # fmt: skip
-        mp3_whole = iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=rates,
+        mp3_whole = iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=manifest,
                                                 threads=ctx.threads, window_decode=False))  # fmt: skip
         # the same kind of windows, decoded once and held in memory: one epoch's worth, cycled
         x_mem, y_mem = next(mp3)
@@ -394,10 +394,10 @@ def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
 
         t0 = time.perf_counter()
         tfr = work / "tfrecord-raw"
-        tfrecord.extract({"train": clips[: s.clips]}, spec, "raw", tfr, manifest=rates, threads=ctx.threads,
+        tfrecord.extract({"train": clips[: s.clips]}, spec, "raw", tfr, manifest=manifest, threads=ctx.threads,
                          progress=False)  # fmt: skip
         log.info("extracted %d clips to TFRecord in %.1f s", s.clips, time.perf_counter() - t0)
-        records = iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=rates,
+        records = iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=manifest,
                                               threads=ctx.threads, tfrecord_dir=str(tfr)))  # fmt: skip
         cases["fed from memory"] = fed(memory)
         cases["fed from mp3"] = fed(mp3)
@@ -409,7 +409,7 @@ def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
         predict = tf.function(lambda x: model(x, training=False))
         batch = 32  # EvalConfig default
         cases["eval mp3 -> clip scores"] = lambda: predict_clips(
-            model, eval_clips, spec, windows=s.eval_windows, batch_size=batch, manifest=rates, ctx=ctx,
+            model, eval_clips, spec, windows=s.eval_windows, batch_size=batch, manifest=manifest, ctx=ctx,
             predict_fn=predict,
         )  # fmt: skip
         rng = np.random.default_rng(1)
