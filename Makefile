@@ -5,8 +5,10 @@ VENV      ?= $(ROOT)/.venv
 PY        := $(VENV)/bin/python
 PIP       := $(PY) -m pip
 PYTHON3   ?= python3
-DATA      ?= $(ROOT)/datasets/synthetic
-RUNS      ?= $(ROOT)/runs
+# demo: DATA (synthetic dataset) and RUNS default to hvd_magtag.locations (README "Where files go")
+DATA      ?=
+RUNS      ?=
+LAB       ?= $(ROOT)/lab
 NP        ?= 2
 STAMP     := $(VENV)/.hvd_magtag-installed
 CONSTRAIN := -c $(ROOT)/constraints.txt
@@ -50,7 +52,7 @@ $(STAMP): $(ROOT)/setup.cfg $(ROOT)/constraints.txt $(ROOT)/pyproject.toml | mpi
 	@touch $(STAMP)
 
 demo: install
-	$(PY) -m hvd_magtag.demo --data $(DATA) --runs $(RUNS) --np $(NP)
+	$(PY) -m hvd_magtag.demo $(if $(DATA),--data $(DATA)) $(if $(RUNS),--runs $(RUNS)) --np $(NP)
 
 test: install
 	cd $(ROOT) && $(PY) -m pytest -q tests
@@ -61,8 +63,10 @@ test-fast: install
 lint: install
 	cd $(ROOT) && $(VENV)/bin/ruff check hvd_magtag tests && $(VENV)/bin/ruff format --check hvd_magtag tests
 
+# the packaged notebooks, copied into LAB once (your edits there are kept; the package's copies stay clean)
 lab: install
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=$(ROOT)/notebooks \
+	$(PY) -m hvd_magtag.notebooks copy $(LAB) >/dev/null
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=$(LAB) \
 	  --IdentityProvider.token=$${JUPYTER_TOKEN:-$$($(PY) -c "import secrets; print(secrets.token_hex(16))")}
 
 bench: install

@@ -109,11 +109,21 @@ class Experiment:
 
     @classmethod
     def load(cls, path: str | Path) -> Experiment:
-        path = Path(path)
+        """From a YAML or JSON file, or a packaged config by name (``demo``: :func:`hvd_magtag.resources.config`)."""
+        from hvd_magtag import resources
+
+        if not Path(path).expanduser().is_file():
+            try:
+                path = resources.config(path)
+            except resources.ResourceError:
+                pass  # reported below as the file that cannot be read
+        path = Path(path).expanduser()
         try:
             text = path.read_text()
         except OSError as e:
-            raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+            raise ConfigError(
+                f"{path}: cannot read config file ({e.strerror}); packaged configs: {', '.join(resources.configs())}"
+            ) from None
         if path.suffix == ".json":
             try:
                 d = json.loads(text)

@@ -1,10 +1,12 @@
 """The main job (``make demo``): synthetic dataset -> ``horovodrun -np N`` training -> test-split evaluation.
 
-    python -m hvd_magtag.demo --data datasets/synthetic --runs runs --np 2
+    python -m hvd_magtag.demo [--data DIR] [--runs DIR] [--np 2]
 
-1. builds the synthetic MTAT-layout dataset under ``--data`` if it is not there (``hvd_magtag.data.synth``);
-2. trains the model of ``hvd_magtag/configs/demo.yaml`` with ``horovodrun -np N python -m hvd_magtag.train``
-   into ``RUNS/demo-<UTC time>``;
+1. builds the synthetic MTAT-layout dataset under ``--data`` if it is not there (``hvd_magtag.data.synth``;
+   default: the synthetic dataset's location, :func:`hvd_magtag.locations.dataset_dir`);
+2. trains the model of the packaged ``demo`` config (``hvd_magtag/resources/configs/demo.yaml``) with
+   ``horovodrun -np N python -m hvd_magtag.train`` into ``RUNS/demo-<UTC time>`` (default RUNS:
+   :func:`hvd_magtag.locations.runs_dir`, ``./runs``);
 3. evaluates the best weights on the test split (``hvd_magtag.evaluate``, same ranks) and prints the per-tag
    table with macro ROC-AUC and PR-AUC;
 4. says where the run directory and the TensorBoard logs are.
@@ -22,10 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-from hvd_magtag import jobs
+from hvd_magtag import jobs, locations, resources
 
-#: The demo's experiment (model, optimizer, steps...): one home, reused by notebooks and docs.
-DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
+#: The demo's experiment (model, optimizer, steps...): one home, reused by notebooks and docs; the packaged
+#: config named "demo" (``--config demo`` wherever a config file is accepted).
+DEMO_CONFIG_NAME = "demo"
 #: Synthetic dataset size for the demo: clips and seconds per clip (a couple of minutes to synthesise).
 DEMO_CLIPS = 3000
 DEMO_CLIP_SECONDS = 3.0
@@ -92,10 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="End-to-end demo: synthesise a small MTAT-layout dataset (if absent), train with "
         "horovodrun, evaluate on the test split, print per-tag ROC-AUC / PR-AUC.",
     )
-    p.add_argument("--data", required=True, help="synthetic dataset folder (built there if absent)")
-    p.add_argument("--runs", required=True, help="folder for run directories")
+    p.add_argument(
+        "--data",
+        help="synthetic dataset folder, built there if absent (default: $HVD_MAGTAG_DATA/synthetic, else "
+        "~/.local/share/hvd_magtag/synthetic; see hvd_magtag.locations)",
+    )
+    p.add_argument("--runs", help="folder for run directories (default: $HVD_MAGTAG_RUNS, else ./runs)")
     p.add_argument("--np", type=int, default=2, help="ranks (horovodrun -np); 1 = a single process")
-    p.add_argument("--config", default=str(DEMO_CONFIG), help="experiment YAML (default: %(default)s)")
+    p.add_argument(
+        "--config",
+        default=DEMO_CONFIG_NAME,
+        help="experiment YAML, or the name of a packaged config (default: %(default)s)",
+    )
     p.add_argument("--clips", type=int, default=DEMO_CLIPS, help="clips to synthesise (default: %(default)s)")
     p.add_argument(
         "--clip-seconds",
@@ -116,14 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    data, runs = Path(args.data).expanduser().resolve(), Path(args.runs).expanduser().resolve()
+    data = Path(args.data).expanduser().resolve() if args.data else locations.dataset_dir("synthetic")
+    runs = Path(args.runs).expanduser().resolve() if args.runs else locations.runs_dir()
     py = sys.executable
     t0 = time.perf_counter()
     try:
         if args.np < 1:
             raise DemoError(f"--np {args.np}: give at least 1 rank")
-        if not Path(args.config).is_file():
-            raise DemoError(f"--config {args.config}: file not found")
+        try:
+            config = resources.config(args.config)
+        except resources.ResourceError as e:
+            raise DemoError(f"--config {e}") from None
         times = {}
         if dataset_ready(data):
             _log(f"dataset: {data} (already there{_synth_note(data, args.clips, args.clip_seconds)})")
@@ -149,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             "-m",
             "hvd_magtag.train",
             "--config",
-            str(args.config),
+            str(config),
             "--set",
             f"data.root={data}",
             "--run-dir",

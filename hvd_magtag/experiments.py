@@ -1,11 +1,13 @@
-"""Experiment batches: a grid of runs → papermill executions of ``notebooks/experiment.ipynb`` → a results table.
+"""Experiment batches: a grid of runs → papermill executions of the experiment notebook → a results table.
 
     python -m hvd_magtag.experiments run GRID.yaml --out runs/kernel_size [--kernel hvd_magtag] [--dry-run]
+    python -m hvd_magtag.experiments run kernel_size --out runs/kernel_size      # a packaged grid by name
     python -m hvd_magtag.experiments table runs/kernel_size [more run dirs or folders] --out runs/kernel_size/results
 
 A grid file::
 
-    notebook: experiment.ipynb        # optional; relative to notebooks/
+    notebook: experiment.ipynb        # optional; a relative name is looked up beside the grid file, in the
+                                      # folder above it, then among the packaged notebooks
     base:                             # parameters shared by every point (the notebook's parameters cell)
       model: samplecnn
       steps: 2000
@@ -34,14 +36,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hvd_magtag import jobs
+from hvd_magtag import jobs, resources
 
 log = logging.getLogger("hvd_magtag.experiments")
 
 KERNEL_NAME = (
     "hvd_magtag"  # registered by `make install` (python -m ipykernel install --sys-prefix --name ...)
 )
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 class ExperimentError(ValueError):
@@ -142,10 +143,13 @@ def run_logged(cmd: list[str], log_path: str | Path, *, timeout: float | None = 
 
 # -- grids ---------------------------------------------------------------------------------------------
 def load_grid(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
-    """(notebook path, list of parameter dicts) from a grid YAML file."""
+    """(notebook path, list of parameter dicts) from a grid YAML file or a packaged grid's name."""
     import yaml
 
-    path = Path(path)
+    try:
+        path = resources.grid(path)
+    except resources.ResourceError as e:
+        raise ExperimentError(str(e)) from None
     try:
         spec = yaml.safe_load(path.read_text()) or {}
     except OSError as e:
@@ -170,10 +174,23 @@ def load_grid(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
         points.append({**base, **extra})
     if not points:
         points = [base]
-    notebook = Path(spec.get("notebook", "experiment.ipynb"))
-    if not notebook.is_absolute():
-        notebook = NOTEBOOKS_DIR / notebook
-    return notebook, points
+    return _grid_notebook(path, str(spec.get("notebook", "experiment.ipynb"))), points
+
+
+def _grid_notebook(grid_path: Path, name: str) -> Path:
+    """The notebook a grid names: absolute as given; a relative name beside the grid, in the folder above it
+    (``notebooks/grids/x.yaml`` -> ``notebooks/``, as packaged and as copied out by
+    ``python -m hvd_magtag.notebooks copy``), else a packaged notebook."""
+    notebook = Path(name).expanduser()
+    if notebook.is_absolute():
+        return notebook
+    for folder in (grid_path.parent, grid_path.parent.parent):
+        if (folder / notebook).is_file():
+            return folder / notebook
+    try:
+        return resources.notebook(name)
+    except resources.ResourceError as e:
+        raise ExperimentError(f"{grid_path}: notebook {name!r} is not beside the grid either; {e}") from None
 
 
 def point_name(params: dict[str, Any], varying: list[str]) -> str:

@@ -1,7 +1,7 @@
 """Train a tagging model with Horovod; one process is a world of size 1.
 
     python -m hvd_magtag.train --model shortchunk_cnn --set model.overrides.width=0.5 --steps 2000
-    horovodrun -np 2 python -m hvd_magtag.train --config hvd_magtag/configs/demo.yaml --run-dir runs/demo
+    horovodrun -np 2 python -m hvd_magtag.train --config demo --run-dir runs/demo    # the packaged demo.yaml
     horovodrun -np 2 python -m hvd_magtag.train --run-dir runs/demo      # resume exactly where it stopped
 
 Settings come from, in order: defaults (hvd_magtag.config), the run directory's config.json when resuming
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set model.overrides.width=0.5; see hvd_magtag/config.py for the full tree.\n\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", help="YAML or JSON experiment file (e.g. hvd_magtag/configs/demo.yaml)")
+    p.add_argument("--config", help="YAML or JSON experiment file, or a packaged config by name (e.g. demo)")
     p.add_argument(
         "--run-dir", help="run directory (default: runs/<model>-<UTC time>); an existing one resumes"
     )
@@ -200,9 +200,10 @@ def load_data(data_cfg, ctx):
 
 
 def runs_root() -> Path:
-    """Where runs go without --run-dir: $HVD_MAGTAG_RUNS, else the repository's runs/ folder."""
-    env = os.environ.get("HVD_MAGTAG_RUNS")
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "runs"
+    """Where runs go without --run-dir: $HVD_MAGTAG_RUNS, else ./runs (:func:`hvd_magtag.locations.runs_dir`)."""
+    from hvd_magtag.locations import runs_dir
+
+    return runs_dir()
 
 
 #: Free space (bytes) the run directory's file system must have before training starts: checkpoints

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One host: N ranks (CPU ranks, or one per GPU when GPUs are present).
 #   launch/local.sh [-n N] [--gloo] -- [hvd_magtag.train options]
-#   launch/local.sh -n 2 -- --config hvd_magtag/configs/demo.yaml --run-dir runs/demo
+#   launch/local.sh -n 2 -- --config demo --run-dir runs/demo
 # N defaults to the number of GPUs, or 2 on a CPU-only host.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run a grid of experiments, one papermill execution of notebooks/experiment.ipynb per point, then the table.
+# Run a grid of experiments, one papermill execution of the experiment notebook per point, then the table.
 #   launch/notebook_batch.sh GRID.yaml [OUT_DIR]
-#   launch/notebook_batch.sh notebooks/grids/kernel_size.yaml runs/kernel_size
+#   launch/notebook_batch.sh kernel_size runs/kernel_size        (a packaged grid by name, or a grid file)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 [ $# -ge 1 ] && [ "$1" != "-h" ] && [ "$1" != "--help" ] || { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }

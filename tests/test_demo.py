@@ -13,7 +13,7 @@ def test_demo_config_is_a_valid_experiment():
     from hvd_magtag.models.registry import get_spec, list_models
     from hvd_magtag.schedules import Schedule
 
-    exp = Experiment.load(demo.DEMO_CONFIG)
+    exp = Experiment.load(demo.DEMO_CONFIG_NAME)
     assert exp.model.name in list_models()
     Schedule(exp.train, world_size=2)  # optimizer / schedule names valid
     spec = get_spec(exp.model.name, **exp.model.overrides)
@@ -25,7 +25,9 @@ def test_bad_demo_options(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "error: --np 0: give at least 1 rank"
     missing = tmp_path / "nope.yaml"
     assert demo.main(["--data", str(tmp_path), "--runs", str(tmp_path), "--config", str(missing)]) == 2
-    assert capsys.readouterr().err.strip() == f"error: --config {missing}: file not found"
+    assert capsys.readouterr().err.strip() == (
+        f"error: --config {missing}: no such config file, nor a packaged config (packaged: demo)"
+    )
 
 
 def test_launcher_is_horovodrun_for_several_ranks():

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hvd_magtag import experiments
+from hvd_magtag import experiments, resources
 from hvd_magtag.experiments import ExperimentError
 
 FAKE = Path(__file__).parent / "fixtures" / "notebooks" / "fake_experiment.ipynb"
@@ -80,7 +80,7 @@ def test_batch_with_a_failing_point_completes_the_others(tmp_path):
     assert "| run |" in (out / "results.md").read_text()
 
 
-GRIDS = sorted((Path(experiments.NOTEBOOKS_DIR) / "grids").glob("*.yaml"))
+GRIDS = sorted((resources.notebooks_dir() / "grids").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("grid", GRIDS, ids=[g.stem for g in GRIDS])
@@ -114,7 +114,7 @@ def test_every_parameter_line_is_seen_by_papermill(name):
     import nbformat
     import papermill
 
-    path = Path(experiments.NOTEBOOKS_DIR) / f"{name}.ipynb"
+    path = resources.notebook(name)
     nb = nbformat.read(path, as_version=4)
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hvd_magtag import experiments
+from hvd_magtag import experiments, resources
 
 pytestmark = [pytest.mark.notebook, pytest.mark.timeout(900)]
 
-NB = experiments.NOTEBOOKS_DIR
+NB = resources.notebooks_dir()
 TINY = {"width": 0.0625, "window": 33000}  # shortchunk_cnn at 1/16 width on its smallest window (128 frames)
 
 

@@ -1,7 +1,7 @@
 """Tagging benchmark: ``python -m hvd_magtag.bench tag [--model RUN_DIR] [--clips 16] [--workers 2] [--hour-minutes 60]``.
 
 The model is ``--model`` (a run directory or an export folder) or, by default, a freshly initialised model at
-the demo's settings (``hvd_magtag/configs/demo.yaml``: registry name and overrides; 50 MTAT tags) written to a
+the demo's settings (the packaged ``demo`` config: registry name and overrides; 50 MTAT tags) written to a
 temporary run directory, so the numbers are those of the real ``Tagger`` path.
 
 Rows (synthetic music-like audio: a few harmonic tones and noise, written as mp3 in a temporary folder):
@@ -97,13 +97,13 @@ def _encoded(samples, rate: int) -> bytes:
 
 def demo_run(folder: Path) -> tuple[Path, str]:
     """A run directory with a freshly initialised model at the demo's settings; returns (path, description)."""
-    from hvd_magtag.config import Experiment, ModelConfig
+    from hvd_magtag.config import Experiment
     from hvd_magtag.data.mtat import load_top50_tags
-    from hvd_magtag.demo import DEMO_CONFIG
+    from hvd_magtag.demo import DEMO_CONFIG_NAME
     from hvd_magtag.models.registry import create_model
     from hvd_magtag.rundir import RunDir
 
-    model_cfg = Experiment.load(DEMO_CONFIG).model if DEMO_CONFIG.is_file() else ModelConfig()
+    model_cfg = Experiment.load(DEMO_CONFIG_NAME).model
     tags = load_top50_tags()
     model = create_model(model_cfg.name, n_tags=len(tags), **model_cfg.overrides)
     run = RunDir(folder / "demo-model")

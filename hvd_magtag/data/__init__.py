@@ -4,7 +4,7 @@
 dataset     loader                            metadata read
 =========== ================================= ===============================================================
 mtat        :func:`hvd_magtag.data.mtat.load`  ``annotations_final.csv`` (+ ``clip_info_final.csv``)
-synthetic   the MTAT loader                    the same files, under ``datasets/synthetic`` by default
+synthetic   the MTAT loader                    the same files, under ``locations.dataset_dir("synthetic")`` by default
 jamendo     :mod:`hvd_magtag.data.jamendo`     ``splits/split-N/autotagging_*-{train,validation,test}.tsv``
 fma         :mod:`hvd_magtag.data.fma`         ``fma_metadata/tracks.csv`` + ``genres.csv``
 folder      :mod:`hvd_magtag.data.folder`      any folder of mp3/wav/flac/ogg, optional ``tags.csv``
@@ -114,7 +114,7 @@ def read_tag_list(path: str | Path) -> list[str]:
 
 
 def read_shipped_table(path: str | Path) -> list[tuple[str, str, int]]:
-    """(first field, second field, line) of a shipped two-column TSV under ``datasets/``.
+    """(first field, second field, line) of a shipped two-column TSV (:mod:`hvd_magtag.resources`).
 
     Blank lines, ``#`` comments and the first non-comment line (the header) are skipped.
     """
@@ -146,7 +146,7 @@ def choose_vocabulary(
 
     - ``"topN"`` (``top20``, ``top50``...): the N most frequent tags of ``counts`` (tag -> number of clips,
       in the dataset's own column order, which breaks ties); ``"top50"`` is ``canonical_top50`` when given
-      (a published list shipped under ``datasets/``).
+      (a published list shipped in :mod:`hvd_magtag.resources`).
     - a path to a tag list file (:func:`read_tag_list`): exactly those tags; each must be one of ``counts``.
 
     ``source`` names the metadata file the tags come from (for messages); ``other_choices`` documents
@@ -201,7 +201,7 @@ def drop_missing_audio(
     if missing and not kept:
         raise FileNotFoundError(
             f"none of the {len(missing)} audio files listed in {metadata} exists (first: "
-            f"{missing[0][1].split(': ', 1)[1]}); put the audio there (see datasets/{dataset}/README.md) "
+            f"{missing[0][1].split(': ', 1)[1]}); put the audio there (see datasets/{dataset}/README.md in the hvd_magtag source repository) "
             "or load with check_audio=False for metadata only"
         )
     if missing:

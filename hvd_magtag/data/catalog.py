@@ -7,7 +7,6 @@ pipeline reads them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -58,13 +57,3 @@ class Catalog:
         keep = [c for c in self.clips if c.path not in bad_paths]
         gone = [(c.clip_id, reason) for c in self.clips if c.path in bad_paths]
         return Catalog(self.name, self.root, list(self.tags), keep, self.excluded + gone, self.info)
-
-
-def datasets_dir() -> Path:
-    """The repository's ``datasets/`` folder (tag lists, split rules, broken-clip lists ship there)."""
-    import os
-
-    env = os.environ.get("HVD_MAGTAG_DATASETS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "datasets"

@@ -16,7 +16,7 @@ Layout expected under ``root`` (as unzipped)::
 ``data.vocabulary``: ``genre_top`` (single label: the top-level genre; tracks without one are left out),
 ``genres_all`` (multi-label over every genre id in the subset, most frequent first), ``topN`` (the N most
 frequent of ``genres_all``; ``top50`` too) or a tag list file of genre titles. The split is always FMA's own
-(``data.split`` "" or "fma"). The known empty mp3s (``datasets/fma/broken_clips.tsv``) are left out and
+(``data.split`` "" or "fma"). The known empty mp3s (``hvd_magtag/resources/datasets/fma/broken_clips.tsv``) are left out and
 reported.
 """
 
@@ -32,7 +32,8 @@ import numpy as np
 
 from hvd_magtag.config import ConfigError
 from hvd_magtag.data import choose_vocabulary, drop_missing_audio, read_shipped_table, resolve_root
-from hvd_magtag.data.catalog import Catalog, Clip, MetadataError, datasets_dir
+from hvd_magtag.data.catalog import Catalog, Clip, MetadataError
+from hvd_magtag.resources import dataset_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +72,7 @@ def audio_path(root: str | Path, subset: str, track_id: int) -> Path:
 
 def load_broken_clips() -> dict[int, str]:
     """track_id -> why, for the known empty files of the FMA distribution."""
-    path = datasets_dir() / "fma" / "broken_clips.tsv"
+    path = dataset_file("fma", "broken_clips.tsv")
     return {int(track_id): reason for track_id, reason, _ in read_shipped_table(path)}
 
 

@@ -8,7 +8,7 @@ the same file ``<NN>/<id>.low.mp3`` and is picked up when the full-quality file 
 
 ``data.vocabulary``:
 
-- ``top50``: the shipped top-50 list (``datasets/jamendo/top50.txt``, MTG's ``data/tags/top50.txt``), read
+- ``top50``: the shipped top-50 list (``hvd_magtag/resources/datasets/jamendo/top50.txt``, MTG's ``data/tags/top50.txt``), read
   from the ``autotagging_top50tags`` split files;
 - ``genre`` | ``instrument`` | ``mood/theme``: one category's benchmark, read from ``autotagging_genre``,
   ``autotagging_instrument`` or ``autotagging_moodtheme`` split files; the vocabulary is every tag of that
@@ -32,7 +32,8 @@ import numpy as np
 
 from hvd_magtag.config import ConfigError
 from hvd_magtag.data import drop_missing_audio, read_tag_list, resolve_root
-from hvd_magtag.data.catalog import Catalog, Clip, MetadataError, datasets_dir
+from hvd_magtag.data.catalog import Catalog, Clip, MetadataError
+from hvd_magtag.resources import dataset_file
 
 if TYPE_CHECKING:
     from hvd_magtag.config import DataConfig
@@ -52,7 +53,7 @@ _SPLIT = re.compile(r"split-(\d+)")
 
 def load_top50_tags() -> list[str]:
     """MTG-Jamendo's top-50 tags (``category---name``), in the order of the shipped list (MTG's top50.txt)."""
-    return read_tag_list(datasets_dir() / "jamendo" / "top50.txt")
+    return read_tag_list(dataset_file("jamendo", "top50.txt"))
 
 
 def read_split_file(path: str | Path) -> list[tuple[str, str, str, str, float, list[str]]]:
@@ -118,7 +119,7 @@ def _split_dir(root: Path, split: str, subset: str) -> Path:
             return folder
     raise MetadataError(
         f"autotagging_{subset}-train.tsv not found in {', '.join(map(str, candidates))}; copy data/splits from "
-        "the MTG-Jamendo repository there (see datasets/jamendo/README.md)"
+        "the MTG-Jamendo repository there (see datasets/jamendo/README.md in the hvd_magtag source repository)"
     )
 
 
@@ -165,7 +166,7 @@ def load(
                 if extra:
                     raise MetadataError(
                         f"{files[name]}: track {track_id} has tag {extra[0]!r}, not in "
-                        f"{datasets_dir() / 'jamendo' / 'top50.txt'}; is this a top-50 split file?"
+                        f"{dataset_file('jamendo', 'top50.txt')}; is this a top-50 split file?"
                     )
         if category:
             tags = [t for t in tags if t.startswith(category + "---")]

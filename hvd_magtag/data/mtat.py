@@ -19,7 +19,7 @@ Splits (``data.split``), both from the folder a clip sits in (:data:`DIRECTORY_S
 - ``clean``: the same folders, keeping only clips with at least one tag of the vocabulary (Lee et al. 2017,
   Won et al. 2020): 15,244 / 1,529 / 4,332 with the top-50 vocabulary.
 
-The three 0-byte mp3s of the distribution (``datasets/mtat/broken_clips.tsv``) are always left out and
+The three 0-byte mp3s of the distribution (``hvd_magtag/resources/datasets/mtat/broken_clips.tsv``) are always left out and
 reported in ``catalog.excluded``; so is every row whose audio file is missing.
 
 Other modules take the dataset's constants from here: :data:`MTAT_SAMPLE_RATE`, :func:`load_top50_tags`,
@@ -43,7 +43,7 @@ from hvd_magtag.data import (
     read_tag_list,
     resolve_root,
 )
-from hvd_magtag.data.catalog import Catalog, Clip, MetadataError, datasets_dir
+from hvd_magtag.data.catalog import Catalog, Clip, MetadataError
 
 if TYPE_CHECKING:
     from hvd_magtag.config import DataConfig
@@ -84,7 +84,9 @@ INFO_COLUMNS = ("artist", "album", "title", "track_number")
 
 
 def _shipped(name: str) -> Path:
-    return datasets_dir() / "mtat" / name
+    from hvd_magtag.resources import dataset_file
+
+    return dataset_file("mtat", name)
 
 
 def load_top50_tags() -> list[str]:
@@ -130,7 +132,7 @@ def read_annotations(path: str | Path) -> tuple[list[str], list[str], list[str],
     except OSError as e:
         raise MetadataError(
             f"{path}: cannot read ({e.strerror}); the MTAT root must hold {ANNOTATIONS} "
-            "(see datasets/mtat/README.md)"
+            "(see datasets/mtat/README.md in the hvd_magtag source repository)"
         ) from None
     with handle:
         reader = csv.reader(handle, delimiter="\t", quotechar='"', strict=True)
@@ -303,8 +305,11 @@ def from_config(data_cfg: DataConfig, *, check_audio: bool = True) -> Catalog:
 
 
 def synthetic_from_config(data_cfg: DataConfig, *, check_audio: bool = True) -> Catalog:
-    """The synthetic MTAT-layout dataset (``data.root``, default ``datasets/synthetic``) read by :func:`load`."""
-    root = Path(data_cfg.root).expanduser() if data_cfg.root else datasets_dir() / "synthetic"
+    """The synthetic MTAT-layout dataset (``data.root``, default :func:`hvd_magtag.locations.dataset_dir`
+    ``("synthetic")``) read by :func:`load`."""
+    from hvd_magtag.locations import dataset_dir
+
+    root = Path(data_cfg.root).expanduser() if data_cfg.root else dataset_dir("synthetic")
     if not (root / ANNOTATIONS).is_file():
         raise MetadataError(
             f"{root / ANNOTATIONS}: not found; generate the synthetic dataset first "
