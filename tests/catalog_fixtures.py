@@ -1,12 +1,16 @@
-"""Writers for catalog fixtures in the exact distributed formats (used by tests and make_fixtures.py).
+"""Catalog fixtures: the real public metadata committed under ``fixtures/catalogs/real`` (xz-compressed, see
+``fixtures/catalogs/README.md``) and writers for the exact distributed formats (used by tests and
+make_fixtures.py).
 
 ``annotations_final.csv`` is written as MTAT ships it: tab-separated, every field double-quoted (header
-too), CRLF line ends, columns clip_id, the 188 tags (datasets/mtat/tag_columns_188.txt), mp3_path.
+too), CRLF line ends, columns clip_id, the 188 tags (``load_tag_columns_188``), mp3_path.
 """
 
 from __future__ import annotations
 
-import gzip
+import functools
+import json
+import lzma
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +18,46 @@ import numpy as np
 from hvd_magtag.data.mtat import load_tag_columns_188, load_top50_frequency, load_top50_tags
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "catalogs"
-MTAT_INDEX = FIXTURES / "mtat_index_top50.tsv.gz"
+#: The public files themselves (each ``<name>.xz`` decompresses to the published bytes; SHA256SUMS holds them).
+REAL = FIXTURES / "real"
+
+
+def real_bytes(name: str) -> bytes:
+    """The published bytes of ``REAL/<name>`` (stored as ``<name>.xz``), e.g. ``"mtat/index_MAGNA.tsv"``."""
+    return lzma.decompress((REAL / f"{name}.xz").read_bytes())
+
+
+def real_lines(name: str) -> list[str]:
+    return real_bytes(name).decode("utf-8").splitlines()
+
+
+@functools.cache
+def _mtat_index() -> tuple[tuple[str, str, str], ...]:
+    index = [line.split("\t") for line in real_lines("mtat/index_MAGNA.tsv")]
+    labels: dict[str, str] = {}
+    for name in ("mtat/val_gt_mtt.tsv", "mtat/test_gt_mtt.tsv"):  # folder c / folders d-f, top-50 vectors
+        for line in real_lines(name):
+            clip_id, vector = line.split("\t")
+            labels[clip_id] = ",".join(str(i) for i, v in enumerate(json.loads(vector)) if v)
+    lee_train = {p.strip().replace(".npy", ".mp3") for p in real_lines("mtat/train_list_pub.txt")}
+    rows = []
+    for clip_id, mp3_path in index:
+        if mp3_path[0] in "cdef":
+            top50 = labels[clip_id]
+        else:
+            top50 = "+" if mp3_path in lee_train else ""
+        rows.append((clip_id, mp3_path, top50))
+    return tuple(rows)
 
 
 def read_mtat_index() -> list[tuple[str, str, str]]:
-    """(clip_id, mp3_path, top50) for all 25,863 real MTAT clips (see fixtures/catalogs/README.md)."""
-    rows = []
-    with gzip.open(MTAT_INDEX, "rt") as f:
-        for line in f:
-            if line.startswith("#") or line.startswith("clip_id\t"):
-                continue
-            clip_id, mp3_path, top50 = line.rstrip("\n").split("\t")
-            rows.append((clip_id, mp3_path, top50))
-    return rows
+    """(clip_id, mp3_path, top50) for all 25,863 real MTAT clips, in the file order of the real index.
+
+    top50 is "i,j,..." (indices into the canonical top-50 list: the real labels of folders c-f, from
+    musicnn-training's val/test ground truth), "+" for a clip of folders 0-b in Lee et al.'s clean train list
+    (at least one top-50 tag; its labels are not in a small public file) or "" (none).
+    """
+    return list(_mtat_index())
 
 
 def _quoted(fields: list[str]) -> str:

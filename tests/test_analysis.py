@@ -15,11 +15,11 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-keras = pytest.importorskip("keras")
+import keras
 
-from hvd_magtag.analysis import featuremaps as fm  # noqa: E402
-from hvd_magtag.analysis import filters  # noqa: E402
-from hvd_magtag.models.registry import FbankSpec, ModelSpec  # noqa: E402
+from hvd_magtag.analysis import featuremaps as fm
+from hvd_magtag.analysis import filters
+from hvd_magtag.models.registry import FbankSpec, ModelSpec
 
 RATE = 16000
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
-
-from hvd_magtag.models import blocks  # noqa: E402
+from hvd_magtag.models import blocks
 
 WINDOW = np.array([1.0, 2.0, 3.0, 0.0, 4.0], dtype=np.float32)  # one pooling window, p = a / 10
 

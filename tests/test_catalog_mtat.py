@@ -1,7 +1,7 @@
 """MTAT catalog: the distributed annotations_final.csv format, vocabularies, both splits, broken/missing clips.
 
-The full-size file is rebuilt from real public metadata (fixtures/catalogs/mtat_index_top50.tsv.gz: the real
-index of all 25,863 clips, the real top-50 labels of folders c-f, Lee et al.'s clean train list for 0-b).
+The full-size file is rebuilt from real public metadata committed in fixtures/catalogs/real (the real index of
+all 25,863 clips, the real top-50 labels of folders c-f, Lee et al.'s clean train list for 0-b).
 """
 
 from __future__ import annotations
@@ -11,21 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from catalog_fixtures import FIXTURES, read_mtat_index, write_annotations
+from catalog_fixtures import FIXTURES, read_mtat_index, real_lines, write_annotations
 
 from hvd_magtag.config import ConfigError, DataConfig
 from hvd_magtag.data import load_catalog, mtat
 from hvd_magtag.data.catalog import MetadataError
 
 SMALL = FIXTURES / "mtat"
-# the shared/ folder beside the checkout (as CI lays it), else the workplace copy
-REAL = (
-    next(
-        (p for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")) if p.is_dir()),
-        Path("/work/shared"),
-    )
-    / "real/mtat"
-)
 BROKEN = {"35644", "55753", "57881"}
 
 
@@ -68,14 +60,12 @@ def test_clean_split_reproduces_published_counts(full_root):
     assert all(c.labels.any() for c in catalog.clips)
 
 
-@pytest.mark.skipif(
-    not REAL.is_dir(), reason="needs the public MTAT split lists in shared/real beside the checkout"
-)
 def test_clean_valid_and_test_are_lee_et_al_lists(full_root):
     catalog = mtat.load(full_root, split="clean", check_audio=False)
     root = str(full_root) + "/"
     for split, name in (("valid", "valid"), ("test", "test")):
-        lee = (REAL / f"jongpillee_MTAT_split/{name}_list_pub_as_text.txt").read_text().split()
+        lee = real_lines(f"mtat/{name}_list_pub.txt")
+        assert len(lee) == {"valid": 1529, "test": 4332}[split]
         ours = {c.path[len(root) :] for c in catalog.split(split)}
         assert ours == {p.replace(".npy", ".mp3") for p in lee}
 

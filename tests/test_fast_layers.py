@@ -4,13 +4,12 @@ statistics, fallbacks, and mixed precision."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
-
-from hvd_magtag.models import blocks  # noqa: E402
+from hvd_magtag.models import blocks
 
 
 def _pair(fast_cls, stock_cls, shape, **kwargs):

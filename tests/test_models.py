@@ -9,14 +9,13 @@ from __future__ import annotations
 import inspect
 import re
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
-
-from hvd_magtag.models import blocks, create_model, get_entry, get_spec, list_models  # noqa: E402
-from hvd_magtag.models.raw import SAMPLECNN_3_9_PARAMS_50_TAGS  # noqa: E402
+from hvd_magtag.models import blocks, create_model, get_entry, get_spec, list_models
+from hvd_magtag.models.raw import SAMPLECNN_3_9_PARAMS_50_TAGS
 
 N_TAGS = 5
 BATCH = 4

@@ -5,12 +5,10 @@ fallbacks; and the training pipeline using them when the manifest knows the file
 from __future__ import annotations
 
 import numpy as np
-import pytest
+import tensorflow as tf
+import tensorflow_io as tfio
 
-tf = pytest.importorskip("tensorflow")
-tfio = pytest.importorskip("tensorflow_io")
-
-from hvd_magtag import audio  # noqa: E402
+from hvd_magtag import audio
 
 
 def _mp3(
