@@ -251,3 +251,10 @@ def test_every_rule_names_an_mtat_column():
     named |= {"choral"}
     assert named - set(load_tag_columns_188()) == set()
     assert set(load_top50_tags()) <= named  # every top-50 tag can be produced
+
+
+def test_cli_writes_to_the_default_synthetic_folder_without_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("HVD_MAGTAG_DATA", str(tmp_path))
+    assert synth.main(["--clips", "2", "--seconds", "0.5", "--workers", "1", "--broken-rate", "0"]) == 0
+    _, ids, paths, _ = read_annotations(tmp_path / "synthetic" / "annotations_final.csv")
+    assert len(ids) == 2 and all((tmp_path / "synthetic" / p).stat().st_size > 0 for p in paths)

@@ -23,7 +23,8 @@ pop, country). On top, every given top-50 tag is dropped with probability :data:
 receives one spurious top-50 tag (drawn by real frequency) with probability :data:`LABEL_ADD`. The "other"
 scenes (jazz combo, organ, brass, clarinet, bells; ~20 % of clips) get only tags outside the top 50, as ~18 %
 of real MTAT clips have no top-50 tag; non-top-50 synonyms among the 188 are set occasionally. With these
-rates, the top-50 shares follow ``datasets/mtat/top50_tag_frequency.tsv`` (Spearman ≈ 0.94) and an oracle
+rates, the top-50 shares follow the shipped ``top50_tag_frequency.tsv``
+(:func:`~hvd_magtag.data.mtat.load_top50_frequency`; Spearman ≈ 0.94) and an oracle
 that knows the scene reaches a macro ROC-AUC of ≈ 0.97 (the label-noise ceiling).
 
 **Broken files like the real ones.** A fraction :data:`BROKEN_RATE` of clips (at least one when N ≥ 200)

@@ -1,7 +1,8 @@
 """Writing the synthetic dataset: plan, render in a process pool, encode mp3, write the MTAT files.
 
 ``python -m hvd_magtag.data.synth --out DIR --clips N [--seconds S] [--seed K] [--workers W]`` (:func:`main`,
-or :func:`generate` from Python) writes the layout described in :mod:`hvd_magtag.data.synth`.
+or :func:`generate` from Python) writes the layout described in :mod:`hvd_magtag.data.synth`; without
+``--out``, to ``hvd_magtag.locations.dataset_dir("synthetic")``.
 
 ``--workers`` processes synthesize (numpy/scipy only, fast to start); this process encodes mp3 with
 ``tfio.audio.encode_mp3`` and writes, so only the parent imports TensorFlow. Every clip is rendered with its
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hvd_magtag import locations
 from hvd_magtag.data.mtat import (
     ANNOTATIONS,
     CLIP_INFO,
@@ -243,7 +245,13 @@ def main(argv: list[str] | None = None) -> int:
         description="Write a synthetic dataset in the MagnaTagATune layout (16 folders of 16 kHz mono mp3s, "
         "annotations_final.csv with the 188 MTAT tags) whose tags are audible.",
     )
-    p.add_argument("--out", required=True, help="dataset root to create (e.g. datasets/synthetic)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"dataset root to create (default: {locations.dataset_dir('synthetic')}, where data.dataset="
+        "synthetic looks when data.root is empty)",
+    )
     p.add_argument("--clips", type=int, required=True, help="number of clips")
     p.add_argument(
         "--seconds",
@@ -265,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         s = generate(
-            args.out,
+            args.out or locations.dataset_dir("synthetic"),
             args.clips,
             args.seconds,
             args.seed,
