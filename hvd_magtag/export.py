@@ -48,7 +48,7 @@ import logging
 import sys
 from pathlib import Path
 
-from hvd_magtag.models.raw import UNFOLD_WINDOWS, WINDOW_ENCODER
+from hvd_magtag.models.names import EMBEDDING_LAYER, OUTPUT_LAYER, UNFOLD_WINDOWS, WINDOW_ENCODER
 
 #: Windows the model sees per call inside the exported functions (bounds activation memory for long clips).
 BATCH_WINDOWS = 16
@@ -214,17 +214,17 @@ def window_heads(model, spec):
     import keras
 
     try:
-        tags_out = model.get_layer("tags").output
+        tags_out = model.get_layer(OUTPUT_LAYER).output
     except ValueError:
         raise ExportError(
-            f"model {model.name!r} has no layer named 'tags' (the zoo's output layer)"
+            f"model {model.name!r} has no layer named {OUTPUT_LAYER!r} (the zoo's output layer)"
         ) from None
     if spec.windowing == "split":
         try:
-            emb = model.get_layer("embedding").output
+            emb = model.get_layer(EMBEDDING_LAYER).output
         except ValueError:
             raise ExportError(
-                f"model {model.name!r} has no layer named 'embedding' (penultimate features)"
+                f"model {model.name!r} has no layer named {EMBEDDING_LAYER!r} (penultimate features)"
             ) from None
         return keras.Model(model.inputs, [tags_out, emb], name=f"{model.name}_heads"), None
 
@@ -261,7 +261,7 @@ def _module_class():
 
         def __init__(self, model, spec, tags: list[str], batch_windows: int = BATCH_WINDOWS):
             super().__init__(name="hvd_magtag_tagger")
-            n_tags = int(model.get_layer("tags").output.shape[-1])
+            n_tags = int(model.get_layer(OUTPUT_LAYER).output.shape[-1])
             if n_tags != len(tags):
                 raise ExportError(f"model has {n_tags} outputs but {len(tags)} tag names were given")
             self.model = model

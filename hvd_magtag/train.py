@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hvd_magtag.config import ConfigError, Experiment
+from hvd_magtag.models.names import OUTPUT_LAYER
 
 # -- command line -----------------------------------------------------------------------------------------
 
@@ -318,8 +319,6 @@ def resume_problem(old: dict[str, Any], new: dict[str, Any]) -> str | None:
 
 #: train.precision choices: the Keras dtype policy the model's layers compute in (weights stay float32).
 PRECISIONS = ("float32", "mixed_bfloat16")
-#: Name of every registry model's output layer (per-tag sigmoid probabilities), kept float32 when mixed.
-OUTPUT_LAYER = "tags"
 
 
 def check_precision(cfg) -> None:
@@ -566,14 +565,11 @@ def train(exp: Experiment):
     from hvd_magtag import checkpoint, distributed
     from hvd_magtag.data.catalog import MetadataError
     from hvd_magtag.evaluate import parse_windows, score_split
-    from hvd_magtag.models.registry import list_models
+    from hvd_magtag.models.registry import get_entry
     from hvd_magtag.schedules import Schedule
 
     cfg = exp.train
-    if exp.model.name not in list_models():
-        raise ConfigError(
-            f"model.name {exp.model.name!r}: unknown model; choose one of {', '.join(list_models())}"
-        )
+    get_entry(exp.model.name).check_overrides(exp.model.overrides)  # ConfigError before any TensorFlow work
     Schedule(cfg)  # checks optimizer / schedule / stages before any process group or data work
     check_precision(cfg)
     check_elastic(cfg)

@@ -173,6 +173,10 @@ def test_resuming_another_architecture_is_refused(trained, data):
     "extra, needle",
     [
         (["--set", "model.name=nosuchnet"], "error: model.name 'nosuchnet': unknown model; choose one of"),
+        (
+            ["--set", "model.overrides.dilaton=2"],
+            "error: model.overrides.dilaton: model 'samplecnn' has no option 'dilaton'",
+        ),
         (["--set", "train.schedule=sometimes"], "error: train.schedule 'sometimes': choose one of"),
         (["--set", "train.valid_windows=0"], "error: train.valid_windows '0': give a positive number"),
     ],

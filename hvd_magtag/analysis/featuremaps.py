@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from hvd_magtag.models.raw import WINDOW_ENCODER
+from hvd_magtag.models.names import WINDOW_ENCODER
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import math
 from typing import Any
 
 from hvd_magtag.bench import row, timed
-from hvd_magtag.models.raw import WINDOW_ENCODER
+from hvd_magtag.models.names import WINDOW_ENCODER
 
 BENCH = "models"
 log = logging.getLogger(__name__)

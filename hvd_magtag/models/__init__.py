@@ -1,12 +1,26 @@
-"""Model zoo: the registry API (see :mod:`hvd_magtag.models.registry`).
+"""Model zoo: the registry API, with every model family registered.
 
     from hvd_magtag.models import create_model, get_spec, list_models
     model = create_model("samplecnn", n_tags=50)        # keras.Model, input [B, 59049], output [B, 50]
 
-Models live in :mod:`~hvd_magtag.models.raw` (waveform) and :mod:`~hvd_magtag.models.spectral` (log-mel);
-layers and blocks in :mod:`~hvd_magtag.models.blocks`. Importing this package does not import TensorFlow.
+Layout (timm's ``timm/models/__init__.py`` shape: this file imports the families, the registry imports no
+model code):
+
+- :mod:`~hvd_magtag.models.spec` (ModelSpec, FbankSpec), :mod:`~hvd_magtag.models.registry`
+  (register_model, create_model, ...), :mod:`~hvd_magtag.models.names` (layer names others look up);
+- families, each a module of ``@register_model`` builders: :mod:`~hvd_magtag.models.raw` (waveform),
+  :mod:`~hvd_magtag.models.spectral` (log-mel);
+- :mod:`~hvd_magtag.models.blocks`: layers and functional blocks the builders use.
+
+A new family is a module ``hvd_magtag/models/<family>.py`` whose builders are decorated with
+``@register_model(spec=...)`` and import Keras inside the builder, plus one import line below.
+
+Importing this package (or any of spec, registry, names) does not import TensorFlow: the family modules
+only declare specs and options at import time, their builders import Keras when called, so ``--help``,
+model listings and option errors stay fast.
 """
 
+from hvd_magtag.models import raw, spectral  # noqa: F401  (the families: their decorators fill the registry)
 from hvd_magtag.models.registry import (
     DEFAULT_SAMPLE_RATE,
     FbankSpec,

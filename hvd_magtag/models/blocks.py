@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from hvd_magtag.config import ConfigError
+
 #: pooling kinds accepted by every model's ``pool`` override
 POOL_KINDS = ("max", "stochastic")
 #: cross-window pooling kinds of superpool models (``window_pool`` override)
@@ -37,7 +39,7 @@ MERGE_KINDS = ("concat", "sum")
 def scaled(channels: int, width: float) -> int:
     """Channel count ``channels * width`` rounded, at least 1 (``width`` is the model's channel multiplier)."""
     if width <= 0:
-        raise ValueError(f"model override width must be > 0, got {width}")
+        raise ConfigError(f"model override width must be > 0, got {width}")
     return max(1, int(round(channels * width)))
 
 
@@ -326,7 +328,7 @@ def pool1d(x, pool_size: int, kind: str = "max", *, name: str, seed: int | None 
         return keras.layers.MaxPooling1D(pool_size, name=name)(x)
     if kind == "stochastic":
         return StochasticPooling1D(pool_size, seed=seed, name=name)(x)
-    raise ValueError(f"model override pool must be one of {POOL_KINDS}, got {kind!r}")
+    raise ConfigError(f"model override pool must be one of {POOL_KINDS}, got {kind!r}")
 
 
 def pool2d(x, pool_size: tuple[int, int], kind: str = "max", *, name: str, seed: int | None = None):
@@ -335,7 +337,7 @@ def pool2d(x, pool_size: tuple[int, int], kind: str = "max", *, name: str, seed:
         return keras.layers.MaxPooling2D(pool_size, name=name)(x)
     if kind == "stochastic":
         return StochasticPooling2D(pool_size, seed=seed, name=name)(x)
-    raise ValueError(f"model override pool must be one of {POOL_KINDS}, got {kind!r}")
+    raise ConfigError(f"model override pool must be one of {POOL_KINDS}, got {kind!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -416,7 +418,7 @@ def window_pool(x, kind: str, *, name: str, attention_units: int = 128):
         return keras.layers.GlobalAveragePooling1D(name=name)(x)
     if kind == "attention":
         return AttentionPooling(attention_units, name=name)(x)
-    raise ValueError(f"model override window_pool must be one of {WINDOW_POOL_KINDS}, got {kind!r}")
+    raise ConfigError(f"model override window_pool must be one of {WINDOW_POOL_KINDS}, got {kind!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -472,14 +474,14 @@ def multikernel_block(
     block has ``filters`` output channels); ``merge="sum"`` gives each branch ``filters`` channels and adds.
     """
     if merge not in MERGE_KINDS:
-        raise ValueError(f"model override merge must be one of {MERGE_KINDS}, got {merge!r}")
+        raise ConfigError(f"model override merge must be one of {MERGE_KINDS}, got {merge!r}")
     n = len(kernel_sizes)
     if n == 0:
-        raise ValueError("model override kernels must list at least one kernel size")
+        raise ConfigError("model override kernels must list at least one kernel size")
     if merge == "concat":
         per = [filters // n + (1 if j < filters % n else 0) for j in range(n)]
         if min(per) < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"multi-kernel block {name}: {filters} channels cannot be split over {n} kernels"
             )
     else:
@@ -541,7 +543,7 @@ def residual_block(
     ``{name}_shortcut`` + BN when the channel count changes. Sum -> ReLU -> pool.
     """
     if n_convs < 1:
-        raise ValueError(f"residual block {name}: n_convs must be >= 1, got {n_convs}")
+        raise ConfigError(f"residual block {name}: n_convs must be >= 1, got {n_convs}")
     if x.shape[-1] != filters:
         shortcut = Conv1D(filters, 1, padding="same", name=f"{name}_shortcut")(x)
         shortcut = BatchNorm(name=f"{name}_shortcut_bn")(shortcut)

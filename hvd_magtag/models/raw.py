@@ -28,14 +28,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from hvd_magtag.models.registry import DEFAULT_SAMPLE_RATE, ModelSpec, register_model
+from hvd_magtag.config import ConfigError
+from hvd_magtag.models.names import (
+    EMBEDDING_LAYER,
+    FOLD_WINDOWS,
+    FRAME_CONV,
+    OUTPUT_LAYER,
+    UNFOLD_WINDOWS,
+    WINDOW_ENCODER,
+    WINDOW_POOL,
+)
+from hvd_magtag.models.registry import register_model
+from hvd_magtag.models.spec import DEFAULT_SAMPLE_RATE, ModelSpec
 
 if TYPE_CHECKING:
     import keras
-
-#: layer names of the superpool models that taggers, exporters, benches and analysis look up
-WINDOW_ENCODER = "window_encoder"  # the shared per-window encoder sub-model
-UNFOLD_WINDOWS = "unfold_windows"  # [B * W, D] -> [B, W, D]
 
 #: trainable parameters of SampleCNN 3^9 with 50 tags (see module docstring; checked by tests)
 SAMPLECNN_3_9_PARAMS_50_TAGS = 1_869_874
@@ -48,14 +55,14 @@ SAMPLECNN_TOP_CHANNELS = 512
 def samplecnn_block_channels(n: int) -> list[int]:
     """Channels of the n blocks: 128, 128, then 256 ..., last 512 (n = 9 gives Lee et al.'s 3^9 plan)."""
     if n < 1:
-        raise ValueError(f"SampleCNN override n (number of blocks) must be >= 1, got {n}")
+        raise ConfigError(f"SampleCNN override n (number of blocks) must be >= 1, got {n}")
     return [128 if i < 2 else 256 for i in range(n - 1)] + [512]
 
 
 def samplecnn_window(m: int, n: int) -> int:
     """Input length (samples) of the m^n model: m^(n+1) (frame conv stride m, then n pools of m)."""
     if m < 2:
-        raise ValueError(f"SampleCNN override m (filter/pool size) must be >= 2, got {m}")
+        raise ConfigError(f"SampleCNN override m (filter/pool size) must be >= 2, got {m}")
     return m ** (n + 1)
 
 
@@ -72,7 +79,7 @@ def _samplecnn_spec(m: int, n: int, windowing: str = "split", n_windows: int = 1
 def _mn_spec(default_m: int, default_n: int):
     """spec_from_overrides for the m^n family: window = m^(n+1)."""
 
-    def spec_from_overrides(spec: ModelSpec, m: int = default_m, n: int = default_n, **_: Any) -> ModelSpec:
+    def spec_from_overrides(spec: ModelSpec, m: int = default_m, n: int = default_n) -> ModelSpec:
         return spec.replace(window=samplecnn_window(m, n))
 
     return spec_from_overrides
@@ -83,7 +90,7 @@ def _check_frames(spec: ModelSpec, m: int, n_pools: int, name: str) -> None:
     for _ in range(n_pools):
         frames //= m
     if frames < 1:
-        raise ValueError(
+        raise ConfigError(
             f"{name}: window {spec.window} samples is too short for m={m} with {n_pools} pooling blocks "
             f"(needs >= {m ** (n_pools + 1)}); raise window or lower n"
         )
@@ -103,7 +110,7 @@ def _frame_conv(x, m: int, width: float):
     from hvd_magtag.models import blocks
 
     return blocks.conv_bn_relu(
-        x, blocks.scaled(SAMPLECNN_FRAME_CHANNELS, width), m, strides=m, padding="valid", name="conv0"
+        x, blocks.scaled(SAMPLECNN_FRAME_CHANNELS, width), m, strides=m, padding="valid", name=FRAME_CONV
     )
 
 
@@ -113,7 +120,7 @@ def _classifier(x, n_tags: int, dropout: float = 0.5):
 
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    return keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(x)
+    return keras.layers.Dense(n_tags, activation="sigmoid", name=OUTPUT_LAYER)(x)
 
 
 def _samplecnn_trunk(x, m: int, n: int, width: float, pool: str, block: str = "basic", **block_args: Any):
@@ -149,7 +156,7 @@ def _samplecnn_trunk(x, m: int, n: int, width: float, pool: str, block: str = "b
                 pool=pool,
             )
         else:  # pragma: no cover - internal
-            raise ValueError(f"unknown SampleCNN block kind {block!r}")
+            raise ConfigError(f"unknown SampleCNN block kind {block!r}")
         outputs.append(x)
         # 3^9: 19683 -> 6561 -> 2187 -> 729 -> 243 -> 81 -> 27 -> 9 -> 3 -> 1
     return x, outputs
@@ -163,7 +170,7 @@ def _samplecnn_top(x, n: int, width: float):
     from hvd_magtag.models import blocks
 
     x = blocks.conv_bn_relu(x, blocks.scaled(SAMPLECNN_TOP_CHANNELS, width), 1, name=f"conv{n + 1}")  # 1 -> 1
-    return keras.layers.GlobalMaxPooling1D(name="embedding")(x)
+    return keras.layers.GlobalMaxPooling1D(name=EMBEDDING_LAYER)(x)
 
 
 def _build_samplecnn(spec, n_tags, name, *, m, n, width, pool, block="basic", **block_args) -> keras.Model:
@@ -217,7 +224,7 @@ def samplecnn_dilated(
     """SampleCNN whose block convs are dilated (``dilation``, default 2): each conv spans
     ``(m - 1) * dilation + 1`` frames for the same parameter count. ``[B, m^(n+1)] -> [B, n_tags]``."""
     if dilation < 1:
-        raise ValueError(f"samplecnn_dilated override dilation must be >= 1, got {dilation}")
+        raise ConfigError(f"samplecnn_dilated override dilation must be >= 1, got {dilation}")
     return _build_samplecnn(
         spec,
         n_tags,
@@ -282,7 +289,7 @@ def _build_kim2018(spec, n_tags, name, *, m, n, width, pool, block, multi, dropo
     # 3^9 multi-level: 256 + 256 + 512 = 1024 features
     x = keras.layers.Dense(x.shape[-1], name="fc")(x)
     x = blocks.BatchNorm(name="fc_bn")(x)
-    emb = keras.layers.ReLU(name="embedding")(x)
+    emb = keras.layers.ReLU(name=EMBEDDING_LAYER)(x)
     return keras.Model(inputs, _classifier(emb, n_tags, dropout), name=name)
 
 
@@ -379,7 +386,7 @@ def samplecnn_crnn(
     from hvd_magtag.models import blocks
 
     if conv_blocks < 1 or gru_layers < 1:
-        raise ValueError(
+        raise ConfigError(
             f"samplecnn_crnn: conv_blocks and gru_layers must be >= 1, got {conv_blocks}, {gru_layers}"
         )
     _check_frames(spec, m, conv_blocks, "samplecnn_crnn")
@@ -391,7 +398,7 @@ def samplecnn_crnn(
     units = blocks.scaled(gru_units, width)
     for j in range(1, gru_layers):
         x = keras.layers.GRU(units, return_sequences=True, name=f"gru{j}")(x)  # [B, 81, units]
-    emb = keras.layers.GRU(units, name="embedding")(x)  # [B, units]
+    emb = keras.layers.GRU(units, name=EMBEDDING_LAYER)(x)  # [B, units]
     return keras.Model(inputs, _classifier(emb, n_tags, dropout), name="samplecnn_crnn")
 
 
@@ -434,8 +441,8 @@ def samplecnn_superpool(
     encoder = keras.Model(w_in, _samplecnn_top(x, n, width), name=WINDOW_ENCODER)
 
     inputs = keras.Input(shape=spec.input_shape(), name="waveform_windows")  # [B, W, window]
-    x = blocks.FoldWindows(name="fold_windows")(inputs)  # [B * W, window]
+    x = blocks.FoldWindows(name=FOLD_WINDOWS)(inputs)  # [B * W, window]
     x = encoder(x)  # [B * W, D]
     x = blocks.UnfoldWindows(spec.n_windows, name=UNFOLD_WINDOWS)(x)  # [B, W, D]
-    x = blocks.window_pool(x, window_pool, name="window_pool", attention_units=attention_units)  # [B, D]
+    x = blocks.window_pool(x, window_pool, name=WINDOW_POOL, attention_units=attention_units)  # [B, D]
     return keras.Model(inputs, _classifier(x, n_tags, dropout), name="samplecnn_superpool")

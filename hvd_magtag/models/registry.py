@@ -1,123 +1,112 @@
-"""Model registry: one decorator, one home for every model's input needs.
+"""Model registry: one decorator, one home for every model's input needs and options.
 
     @register_model(spec=ModelSpec(input="raw", sample_rate=16000, window=59049), paper="Lee et al. 2017")
-    def samplecnn(spec: ModelSpec, n_tags: int, **overrides) -> keras.Model: ...
+    def samplecnn(spec: ModelSpec, n_tags: int, *, m: int = 3, n: int = 9, width: float = 1.0): ...
 
     model = create_model("samplecnn", n_tags=50, m=3, n=9)   # -> keras.Model with .spec attached
     spec = get_spec("samplecnn", m=3, n=9)                    # the input the model declares
     list_models()                                              # sorted names
 
-The pipeline, training, evaluation, tagging and analysis read input needs from the spec alone:
-nothing else in the code repeats a sample rate, window length or filterbank parameter.
+The shape of timm's ``timm/models/_registry.py``: a table filled by ``@register_model`` when a family module
+is imported, and lookups; this module imports no model code (and no TensorFlow). The families are imported
+by :mod:`hvd_magtag.models` (its ``__init__``), which Python runs before this module whenever
+``hvd_magtag.models.registry`` is imported, so the table is complete for every caller.
+
+A builder is ``builder(spec, n_tags, *, option=default, ...) -> keras.Model``: every option it accepts is a
+keyword parameter with a default (no ``**kwargs``), so :meth:`ModelEntry.check_overrides` can refuse an
+unknown or mistyped override (a grid typo) before anything is built.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import difflib
+import fnmatch
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Sample rate (Hz) of MTAT audio and of the default model specs. The one home of this number.
-DEFAULT_SAMPLE_RATE = 16000
+from hvd_magtag.config import ConfigError
+from hvd_magtag.models.spec import DEFAULT_SAMPLE_RATE, SPEC_OVERRIDES, FbankSpec, ModelSpec
+
+__all__ = [
+    "DEFAULT_SAMPLE_RATE",
+    "FbankSpec",
+    "ModelEntry",
+    "ModelSpec",
+    "create_model",
+    "get_entry",
+    "get_spec",
+    "list_models",
+    "register_model",
+    "split_overrides",
+]
+
+
+def _accepts(default: Any, value: Any) -> bool:
+    """Whether ``value`` fits an option whose default is ``default`` (bools are not numbers here)."""
+    if default is None or isinstance(default, bool) or isinstance(value, bool):
+        return default is None or isinstance(value, bool) == isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, Sequence):
+        return isinstance(value, list | tuple)
+    return True
 
 
 @dataclass(frozen=True)
-class FbankSpec:
-    """Log-mel filterbank parameters, in the vocabulary of ``python_speech_features.logfbank``.
-
-    win_length / hop_length / n_fft are in samples at the spec's sample rate; fmin / fmax in Hz
-    (fmax None = Nyquist).
-    """
-
-    n_mels: int = 96
-    win_length: int = 512
-    hop_length: int = 256
-    n_fft: int = 512
-    fmin: float = 0.0
-    fmax: float | None = None
-    preemph: float = 0.97
-
-    def n_frames(self, window_samples: int) -> int:
-        """Frames produced for ``window_samples`` samples (python_speech_features framing: pad at end)."""
-        if window_samples <= self.win_length:
-            return 1
-        return 1 + -(-(window_samples - self.win_length) // self.hop_length)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What input a model needs.
-
-    input:        "raw" (waveform samples) or "fbank" (log-mel frames computed in graph from the waveform).
-    sample_rate:  Hz the audio is resampled to before windowing.
-    window:       samples per window (model input length in samples of audio).
-    windowing:    "split"   - the model takes one window [B, window] (or [B, frames, n_mels]);
-                               clip predictions average window predictions.
-                  "superpool" - the model takes all windows of a clip [B, n_windows, window(...)] and pools
-                               across them before the classifier.
-    n_windows:    windows per clip fed to a superpool model (ignored for split).
-    fbank:        filterbank parameters when input == "fbank".
-    """
-
-    input: str = "raw"
-    sample_rate: int = DEFAULT_SAMPLE_RATE
-    window: int = 59049
-    windowing: str = "split"
-    n_windows: int = 1
-    fbank: FbankSpec | None = None
-
-    def __post_init__(self) -> None:
-        if self.input not in ("raw", "fbank"):
-            raise ValueError(f"ModelSpec.input must be 'raw' or 'fbank', got {self.input!r}")
-        if self.windowing not in ("split", "superpool"):
-            raise ValueError(f"ModelSpec.windowing must be 'split' or 'superpool', got {self.windowing!r}")
-        if self.input == "fbank" and self.fbank is None:
-            object.__setattr__(self, "fbank", FbankSpec())
-        if self.window <= 0 or self.sample_rate <= 0 or self.n_windows <= 0:
-            raise ValueError(f"ModelSpec sizes must be positive: {self}")
-
-    @property
-    def window_seconds(self) -> float:
-        return self.window / self.sample_rate
-
-    def window_shape(self) -> tuple[int, ...]:
-        """Shape of one window as the model sees it: (window,) raw or (frames, n_mels) fbank."""
-        if self.input == "raw":
-            return (self.window,)
-        assert self.fbank is not None
-        return (self.fbank.n_frames(self.window), self.fbank.n_mels)
-
-    def input_shape(self) -> tuple[int, ...]:
-        """Per-example model input shape (without batch): adds the window axis for superpool models."""
-        if self.windowing == "superpool":
-            return (self.n_windows, *self.window_shape())
-        return self.window_shape()
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
-        d = dict(d)
-        if d.get("fbank") is not None:
-            d["fbank"] = FbankSpec(**d["fbank"])
-        return cls(**d)
-
-    def replace(self, **changes: Any) -> ModelSpec:
-        return dataclasses.replace(self, **changes)
-
-
-@dataclass
 class ModelEntry:
+    """One registered model: its builder, declared input and where it comes from.
+
+    name:                 registry name (the builder's function name unless given).
+    builder:              ``builder(spec, n_tags, **options) -> keras.Model``.
+    spec:                 the input the model declares with default options.
+    paper:                reference the architecture follows.
+    description:          first paragraph of the builder's docstring.
+    spec_from_overrides:  ``f(spec, **options) -> ModelSpec`` when options change the input (SampleCNN's m, n
+                          set the window); it receives only the options it declares.
+    family:               module the builder lives in (``raw``, ``spectral``, ...), like timm's module map.
+    """
+
     name: str
     builder: Callable[..., Any]
     spec: ModelSpec
     paper: str = ""
     description: str = ""
     spec_from_overrides: Callable[..., ModelSpec] | None = None
+    family: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The builder's options and their defaults (spec fields not included)."""
+        params = list(inspect.signature(self.builder).parameters.values())[2:]  # after (spec, n_tags)
+        return {p.name: p.default for p in params}
+
+    def check_overrides(self, overrides: dict[str, Any]) -> None:
+        """ConfigError naming the first unknown or mistyped override and what the model accepts."""
+        options = self.options
+        for key, value in overrides.items():
+            if key in SPEC_OVERRIDES:
+                continue
+            if key not in options:
+                close = difflib.get_close_matches(key, [*options, *SPEC_OVERRIDES], n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(
+                    f"model.overrides.{key}: model {self.name!r} has no option {key!r}{hint}; it accepts "
+                    f"{', '.join(sorted(options)) or 'no options'} and the input fields "
+                    f"{', '.join(SPEC_OVERRIDES)}"
+                )
+            default = options[key]
+            if not _accepts(default, value):
+                raise ConfigError(
+                    f"model.overrides.{key}={value!r}: model {self.name!r} expects "
+                    f"{type(default).__name__} (default {default!r})"
+                )
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -131,68 +120,78 @@ def register_model(
     spec_from_overrides: Callable[..., ModelSpec] | None = None,
     tags: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``builder(spec, n_tags, **overrides) -> keras.Model`` under ``name`` (default: function name).
+    """Register ``builder(spec, n_tags, *, options...) -> keras.Model`` under ``name`` (default: its name).
 
-    ``spec_from_overrides(spec, **overrides) -> ModelSpec`` derives the input spec when an override changes
-    it (e.g. SampleCNN's m and n set the window length); without it, overrides whose names are ModelSpec
-    fields (sample_rate, window, windowing, n_windows) replace them directly.
+    ``spec_from_overrides(spec, **options) -> ModelSpec`` derives the input spec when an option changes
+    it (e.g. SampleCNN's m and n set the window length); overrides whose names are ModelSpec fields
+    (sample_rate, window, windowing, n_windows) replace those fields afterwards.
     """
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
         key = name or builder.__name__
         if key in _REGISTRY:
             raise ValueError(f"model {key!r} is registered twice")
+        params = list(inspect.signature(builder).parameters.values())
+        loose = [p.name for p in params if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if len(params) < 2 or loose or any(p.default is p.empty for p in params[2:]):
+            raise TypeError(
+                f"model builder {key!r} must be builder(spec, n_tags, *, option=default, ...) with every "
+                f"option named and defaulted (no *args/**kwargs: unknown overrides must be refused); got "
+                f"{inspect.signature(builder)}"
+            )
         doc = inspect.getdoc(builder) or ""
+        family = builder.__module__.rsplit(".", 1)[-1]
         _REGISTRY[key] = ModelEntry(
-            key, builder, spec, paper, doc.split("\n\n")[0], spec_from_overrides, tuple(tags)
+            key, builder, spec, paper, doc.split("\n\n")[0], spec_from_overrides, family, tuple(tags)
         )
         return builder
 
     return decorate
 
 
-def _ensure_loaded() -> None:
-    # Importing the zoo modules runs their @register_model decorators (no TF work at import time).
-    from hvd_magtag.models import raw, spectral  # noqa: F401
-
-
-def list_models() -> list[str]:
-    _ensure_loaded()
-    return sorted(_REGISTRY)
+def list_models(pattern: str = "", family: str = "") -> list[str]:
+    """Sorted registered names, optionally matching a shell ``pattern`` (``"samplecnn*"``) or a family."""
+    names = [n for n, e in _REGISTRY.items() if not family or e.family == family]
+    return sorted(fnmatch.filter(names, pattern) if pattern else names)
 
 
 def get_entry(name: str) -> ModelEntry:
-    _ensure_loaded()
+    """The registry entry of ``name``; ConfigError naming the choices when unknown."""
     if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"model.name {name!r}: unknown model{hint}; choose one of {', '.join(list_models())}"
+        )
     return _REGISTRY[name]
 
 
-_SPEC_FIELDS = {f.name for f in dataclasses.fields(ModelSpec)} - {"fbank", "input"}
-
-
 def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(spec field overrides, builder overrides)."""
-    spec_o = {k: v for k, v in overrides.items() if k in _SPEC_FIELDS}
-    return spec_o, {k: v for k, v in overrides.items() if k not in _SPEC_FIELDS}
+    """(spec field overrides, builder option overrides)."""
+    spec_o = {k: v for k, v in overrides.items() if k in SPEC_OVERRIDES}
+    return spec_o, {k: v for k, v in overrides.items() if k not in SPEC_OVERRIDES}
 
 
-def get_spec(name: str, **overrides: Any) -> ModelSpec:
-    """The input spec of model ``name`` after ``overrides``."""
-    entry = get_entry(name)
+def _derive_spec(entry: ModelEntry, overrides: dict[str, Any]) -> ModelSpec:
+    entry.check_overrides(overrides)
     spec_o, build_o = split_overrides(overrides)
     spec = entry.spec
     if entry.spec_from_overrides is not None:
-        spec = entry.spec_from_overrides(spec, **build_o)
-    if spec_o:
-        spec = spec.replace(**spec_o)
-    return spec
+        accepted = inspect.signature(entry.spec_from_overrides).parameters
+        spec = entry.spec_from_overrides(spec, **{k: v for k, v in build_o.items() if k in accepted})
+    return spec.replace(**spec_o) if spec_o else spec
+
+
+def get_spec(name: str, **overrides: Any) -> ModelSpec:
+    """The input spec of model ``name`` after ``overrides`` (ConfigError for an unknown override)."""
+    return _derive_spec(get_entry(name), overrides)
 
 
 def create_model(name: str, n_tags: int = 50, **overrides: Any):
-    """Build registered model ``name`` for ``n_tags`` outputs; returns a keras.Model with ``.spec`` set."""
+    """Build registered model ``name`` for ``n_tags`` outputs; returns a keras.Model with ``.spec`` and
+    ``.registry_name`` set. ConfigError for an unknown model or override."""
     entry = get_entry(name)
-    spec = get_spec(name, **overrides)
+    spec = _derive_spec(entry, overrides)
     _, build_o = split_overrides(overrides)
     model = entry.builder(spec, n_tags, **build_o)
     model.spec = spec

@@ -21,7 +21,10 @@ No TensorFlow at import time; builders import Keras lazily.
 
 from __future__ import annotations
 
-from hvd_magtag.models.registry import DEFAULT_SAMPLE_RATE, FbankSpec, ModelSpec, register_model
+from hvd_magtag.config import ConfigError
+from hvd_magtag.models.names import EMBEDDING_LAYER, OUTPUT_LAYER
+from hvd_magtag.models.registry import register_model
+from hvd_magtag.models.spec import DEFAULT_SAMPLE_RATE, FbankSpec, ModelSpec
 
 #: Choi et al. 2016/2017 mel-spectrogram parameters (samples) and clip-length window (s)
 CHOI_FBANK = FbankSpec(n_mels=96, win_length=512, hop_length=256, n_fft=512)
@@ -57,7 +60,7 @@ def _check_pools(spec: ModelSpec, pools: list[tuple[int, int]], name: str) -> No
     for pt, pf in pools:
         t, f = t // pt, f // pf
     if t < 1 or f < 1:
-        raise ValueError(
+        raise ConfigError(
             f"{name}: input {spec.window_shape()} (frames, mels) is too small for its pooling; raise window"
         )
 
@@ -70,9 +73,9 @@ def _dense_head(x, n_tags: int, width: float, units: int = 512):
 
     x = keras.layers.Dense(blocks.scaled(units, width), name="fc")(x)
     x = blocks.BatchNorm(name="fc_bn")(x)
-    x = keras.layers.ReLU(name="embedding")(x)
+    x = keras.layers.ReLU(name=EMBEDDING_LAYER)(x)
     x = keras.layers.Dropout(0.5, name="dropout")(x)
-    return keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(x)
+    return keras.layers.Dense(n_tags, activation="sigmoid", name=OUTPUT_LAYER)(x)
 
 
 #: FCN-4 channels and (time, freq) max-pool sizes (Choi et al. 2016, Table 1; the paper lists (freq, time))
@@ -97,9 +100,9 @@ def fcn4(spec: ModelSpec, n_tags: int, *, width: float = 1.0, pool: str = "max")
         x = blocks.conv_bn_relu(x, blocks.scaled(channels, width), 3, name=f"conv{i}", dims=2)
         x = blocks.pool2d(x, size, pool, name=f"conv{i}_pool")
         # [1818, 96] -> [454, 48] -> [90, 12] -> [11, 4] -> [1, 1]
-    emb = keras.layers.GlobalMaxPooling2D(name="embedding")(x)
+    emb = keras.layers.GlobalMaxPooling2D(name=EMBEDDING_LAYER)(x)
     return keras.Model(
-        inputs, keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(emb), name="fcn4"
+        inputs, keras.layers.Dense(n_tags, activation="sigmoid", name=OUTPUT_LAYER)(emb), name="fcn4"
     )
 
 
@@ -134,9 +137,11 @@ def crnn(spec: ModelSpec, n_tags: int, *, gru_units: int = 32, width: float = 1.
     x = keras.layers.Reshape((steps, bands * channels), name="to_sequence")(x)  # [B, 18, 128 w]
     units = blocks.scaled(gru_units, width)
     x = keras.layers.GRU(units, return_sequences=True, name="gru1")(x)
-    emb = keras.layers.GRU(units, name="embedding")(x)
+    emb = keras.layers.GRU(units, name=EMBEDDING_LAYER)(x)
     x = keras.layers.Dropout(0.3, name="dropout")(emb)
-    return keras.Model(inputs, keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(x), name="crnn")
+    return keras.Model(
+        inputs, keras.layers.Dense(n_tags, activation="sigmoid", name=OUTPUT_LAYER)(x), name="crnn"
+    )
 
 
 #: Won et al. 2020 short-chunk channel plan (7 layers; n_channels = 128)
