@@ -34,13 +34,11 @@ import tensorflow as tf
 
 from hvd_magtag import audio
 from hvd_magtag.data.catalog import Clip
+from hvd_magtag.data.examples import MAX_EPOCHS, eval_windows, train_example
 from hvd_magtag.features import features_for, hop_alignment
 from hvd_magtag.models.registry import ModelSpec
 
 log = logging.getLogger(__name__)
-
-#: Largest epoch index of the "infinite" training stream (a counter; never reached in practice).
-_MAX_EPOCHS = 2**40
 
 
 def steps_per_epoch(n_clips: int, batch_size: int, size: int = 1) -> int:
@@ -146,33 +144,6 @@ class ClipTable:
         return audio.load(tf.gather(self.paths, index), fmt, rate, sample_rate)
 
 
-# -- the shared tail: waveform -> model input --------------------------------------------------------------
-
-
-def train_example(waveform: tf.Tensor, spec: ModelSpec, seed: tf.Tensor) -> tf.Tensor:
-    """Training input from a clip's waveform ``[samples]``: a random window (split) or the ``n_windows``
-    evenly spaced windows (superpool), through the spec's features -> ``spec.input_shape()``."""
-    to_input, align = features_for(spec), hop_alignment(spec)
-    if spec.windowing == "superpool":
-        windows = audio.even_windows(waveform, spec.window, spec.n_windows, align)
-    else:
-        windows = audio.random_window(waveform, spec.window, seed, align)
-    return tf.ensure_shape(to_input(windows), spec.input_shape())
-
-
-def eval_windows(waveform: tf.Tensor, spec: ModelSpec, windows: int | str) -> tf.Tensor:
-    """Evaluation inputs from a clip's waveform: split models ``[k, *window_shape]`` (k = ``windows`` evenly
-    spaced, or all consecutive when "all"); superpool models ``[1, n_windows, *window_shape]``."""
-    to_input, align = features_for(spec), hop_alignment(spec)
-    if spec.windowing == "superpool":
-        x = audio.even_windows(waveform, spec.window, spec.n_windows, align)[None]
-    elif windows == "all":
-        x = audio.all_windows(waveform, spec.window, align)
-    else:
-        x = audio.even_windows(waveform, spec.window, int(windows), align)
-    return tf.ensure_shape(to_input(x), [None, *spec.input_shape()])
-
-
 def parse_windows(windows: int | str) -> int | str:
     """``10`` / ``"10"`` -> 10, ``"all"`` -> "all" (EvalConfig.windows is a string)."""
     if isinstance(windows, str) and windows.strip().lower() == "all":
@@ -230,7 +201,7 @@ def train_index_stream(
         idx = epoch_indices(n_clips, per_rank, seed, epoch, rank, size)
         return tf.data.Dataset.from_tensor_slices((idx, tf.fill([per_rank], epoch)))
 
-    stream = tf.data.Dataset.range(start_epoch, _MAX_EPOCHS).flat_map(one_epoch)
+    stream = tf.data.Dataset.range(start_epoch, MAX_EPOCHS).flat_map(one_epoch)
     return stream.skip(skip_batches * batch_size)
 
 
