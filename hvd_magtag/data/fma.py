@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from hvd_magtag.config import ConfigError
 from hvd_magtag.data import choose_vocabulary, drop_missing_audio, read_shipped_table, resolve_root
@@ -36,8 +37,6 @@ from hvd_magtag.data.catalog import Catalog, Clip, MetadataError
 from hvd_magtag.resources import dataset_file
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from hvd_magtag.config import DataConfig
 
 #: subset -> the subsets it contains (small ⊂ medium ⊂ large; full = every track)
@@ -109,8 +108,6 @@ def _locate_problem(path: Path) -> str:
 
 def read_genres(path: str | Path) -> dict[int, str]:
     """``genres.csv`` -> genre_id -> title."""
-    import pandas as pd
-
     path = Path(path)
     try:
         frame = pd.read_csv(path)
@@ -130,8 +127,6 @@ def read_genres(path: str | Path) -> dict[int, str]:
 def read_tracks(path: str | Path) -> pd.DataFrame:
     """``tracks.csv`` with its two-level header, checked: the columns the loader needs exist, every row has a
     known split and subset and a parseable ``genres_all``. Errors name the file and line."""
-    import pandas as pd
-
     path = Path(path)
     try:
         tracks = pd.read_csv(path, index_col=0, header=[0, 1], low_memory=False)

@@ -44,6 +44,8 @@ from hvd_magtag.data import (
     resolve_root,
 )
 from hvd_magtag.data.catalog import Catalog, Clip, MetadataError
+from hvd_magtag.locations import dataset_dir
+from hvd_magtag.resources import dataset_file
 
 if TYPE_CHECKING:
     from hvd_magtag.config import DataConfig
@@ -84,8 +86,6 @@ INFO_COLUMNS = ("artist", "album", "title", "track_number")
 
 
 def _shipped(name: str) -> Path:
-    from hvd_magtag.resources import dataset_file
-
     return dataset_file("mtat", name)
 
 
@@ -307,8 +307,6 @@ def from_config(data_cfg: DataConfig, *, check_audio: bool = True) -> Catalog:
 def synthetic_from_config(data_cfg: DataConfig, *, check_audio: bool = True) -> Catalog:
     """The synthetic MTAT-layout dataset (``data.root``, default :func:`hvd_magtag.locations.dataset_dir`
     ``("synthetic")``) read by :func:`load`."""
-    from hvd_magtag.locations import dataset_dir
-
     root = Path(data_cfg.root).expanduser() if data_cfg.root else dataset_dir("synthetic")
     if not (root / ANNOTATIONS).is_file():
         raise MetadataError(

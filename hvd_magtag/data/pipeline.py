@@ -188,14 +188,14 @@ def train_index_stream(
     n_clips: int, batch_size: int, *, rank: int, size: int, seed: int, start_step: int
 ) -> tf.data.Dataset:
     """Infinite ``(clip_index, epoch)`` int64 pairs of one rank, starting after ``start_step`` batches."""
-    spe = steps_per_epoch(n_clips, batch_size, size)
-    if spe == 0:
+    steps = steps_per_epoch(n_clips, batch_size, size)
+    if steps == 0:
         raise ValueError(
             f"{n_clips} training clips are fewer than batch_size * ranks = {batch_size} * {size}: "
             "lower train.batch_size or use fewer ranks"
         )
-    per_rank = spe * batch_size
-    start_epoch, skip_batches = divmod(int(start_step), spe)
+    per_rank = steps * batch_size
+    start_epoch, skip_batches = divmod(int(start_step), steps)
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         idx = epoch_indices(n_clips, per_rank, seed, epoch, rank, size)

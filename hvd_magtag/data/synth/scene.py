@@ -452,13 +452,13 @@ def _plan_tracks(n_clips: int, seed: int, rng: np.random.Generator) -> list[_Tra
     catalogue. Each artist plays one genre; the genre most behind its share (plus jitter) goes next, so that
     even a few hundred clips hold every genre in proportion."""
     genres = list(GENRES)
-    gw = np.array([GENRES[g].weight for g in genres], float)
-    gw /= gw.sum()
+    genre_weights = np.array([GENRES[g].weight for g in genres], float)
+    genre_weights /= genre_weights.sum()
     tracks: list[_Track] = []
     n, next_id = 0, 2
     per_genre = np.zeros(len(genres))
     while n < n_clips:
-        genre_index = int(np.argmax(gw * (n + 8) - per_genre + rng.uniform(0, 4, len(genres))))
+        genre_index = int(np.argmax(genre_weights * (n + 8) - per_genre + rng.uniform(0, 4, len(genres))))
         artist, genre = _name(rng, int(rng.integers(1, 3))), genres[genre_index]
         for _ in range(int(rng.integers(1, 3))):
             album = _name(rng, int(rng.integers(1, 4)))

@@ -26,7 +26,8 @@ SHUFFLE_RECORDS = 64
 INTERLEAVE_FILES = 4
 
 
-def _files(index: dict, clips: Sequence[Clip]) -> list[str]:
+def _split_files(index: dict, clips: Sequence[Clip]) -> list[str]:
+    """Paths of the extraction's shard files holding the splits of ``clips`` (error naming a missing split)."""
     splits = sorted({c.split for c in clips})
     missing = [s for s in splits if s not in index["files"]]
     if missing:
@@ -36,14 +37,17 @@ def _files(index: dict, clips: Sequence[Clip]) -> list[str]:
     return [str(Path(index["dir"]) / name) for s in splits for name in index["files"][s]]
 
 
-def _lookup(clips: Sequence[Clip]) -> tf.lookup.StaticHashTable:
+def _clip_id_table(clips: Sequence[Clip]) -> tf.lookup.StaticHashTable:
+    """clip_id -> position in ``clips`` (int64; -1 for a record of a clip not in the list)."""
     init = tf.lookup.KeyValueTensorInitializer(
         tf.constant([c.clip_id for c in clips]), tf.range(len(clips), dtype=tf.int64)
     )
     return tf.lookup.StaticHashTable(init, default_value=-1)
 
 
-def _clip_index(table: tf.lookup.StaticHashTable):
+def _pair_with_clip_index(table: tf.lookup.StaticHashTable):
+    """A map function: serialized record -> (its clip's index in the table, the record)."""
+
     def parse(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         clip_id = tf.io.parse_single_example(serialized, {"clip_id": tf.io.FixedLenFeature([], tf.string)})
         return table.lookup(clip_id["clip_id"]), serialized
@@ -144,7 +148,7 @@ def train_examples(
     index = load_index(tfrecord_dir)
     check_compatible(index, spec)
     fmt = index["format"]
-    files, record_shard = _rank_files(_files(index, clips), rank, size)
+    files, record_shard = _rank_files(_split_files(index, clips), rank, size)
     member = {c.clip_id for c in clips}
     n_member = sum(cid in member for f in files for cid in index["file_clips"][Path(f).name])
     per_epoch = len(range(rank, n_member, size)) if record_shard else n_member  # this rank's records/epoch
@@ -152,7 +156,7 @@ def train_examples(
         raise ValueError(
             f"{index['dir']}: rank {rank} of {size} gets no training records; re-extract with --shards >= {size}"
         )
-    table = _lookup(clips)
+    table = _clip_id_table(clips)
     labels = tf.constant(np.stack([c.labels for c in clips]).astype(np.float32))
     parallel = threads or tf.data.AUTOTUNE
     seed64 = tf.constant(seed, tf.int64)
@@ -166,7 +170,7 @@ def train_examples(
             num_parallel_calls=min(INTERLEAVE_FILES, len(files)),
             deterministic=True,
         )
-        records = records.map(_clip_index(table)).filter(lambda i, _: i >= 0)
+        records = records.map(_pair_with_clip_index(table)).filter(lambda i, _: i >= 0)
         if record_shard:
             records = records.shard(size, rank)
 
@@ -191,10 +195,10 @@ def train_examples(
     to_input = _train_input(fmt, spec)
 
     def load(position: tf.Tensor, item: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        index_, serialized = item
+        clip_index, serialized = item
         data, n_samples = parse_record(serialized)
         x = to_input(data, n_samples, tf.stack([seed64, position]))
-        return x, tf.gather(labels, index_)
+        return x, tf.gather(labels, clip_index)
 
     return stream.map(load, num_parallel_calls=parallel)
 
@@ -213,19 +217,23 @@ def eval_examples(
     extraction (disjoint shard files, or ``clip_index % size == rank`` when files < ranks)."""
     index = load_index(tfrecord_dir)
     check_compatible(index, spec)
-    files, record_shard = _rank_files(_files(index, clips), rank, size)
-    table = _lookup(clips)
+    files, record_shard = _rank_files(_split_files(index, clips), rank, size)
+    table = _clip_id_table(clips)
     labels = tf.constant(np.stack([c.labels for c in clips]).astype(np.float32))
     rows_of = _eval_inputs(index["format"], spec, windows)
 
-    def keep(index_: tf.Tensor, _: tf.Tensor) -> tf.Tensor:
-        mine = tf.equal(index_ % size, rank) if record_shard else tf.constant(True)
-        return tf.logical_and(index_ >= 0, mine)
+    def keep(clip_index: tf.Tensor, _: tf.Tensor) -> tf.Tensor:
+        mine = tf.equal(clip_index % size, rank) if record_shard else tf.constant(True)
+        return tf.logical_and(clip_index >= 0, mine)
 
-    def load(index_: tf.Tensor, serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def load(clip_index: tf.Tensor, serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         x = rows_of(*parse_record(serialized))
         k = tf.shape(x)[0]
-        return x, tf.tile(tf.gather(labels, index_)[None], [k, 1]), tf.fill([k], tf.cast(index_, tf.int32))
+        return (
+            x,
+            tf.tile(tf.gather(labels, clip_index)[None], [k, 1]),
+            tf.fill([k], tf.cast(clip_index, tf.int32)),
+        )
 
-    ds = tf.data.TFRecordDataset(files).map(_clip_index(table)).filter(keep)
+    ds = tf.data.TFRecordDataset(files).map(_pair_with_clip_index(table)).filter(keep)
     return ds.map(load, num_parallel_calls=threads or tf.data.AUTOTUNE).unbatch()
