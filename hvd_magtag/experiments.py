@@ -301,15 +301,23 @@ def run_grid(
 
 # -- results table ---------------------------------------------------------------------------------------
 def find_runs(paths: list[str | Path]) -> list[Path]:
-    """Run directories (holding run.json or status.json) at or below ``paths``, sorted, each once."""
+    """Run directories (holding run.json or status.json) at or below ``paths``, sorted, each once.
+
+    A path that does not exist is an :class:`ExperimentError`; one that holds no run directory a
+    :class:`~hvd_magtag.rundir.RunDirError` naming it (exit code 4), never an empty table."""
+    from hvd_magtag.rundir import RunDirError
+
     found: dict[Path, None] = {}
     for p in map(Path, paths):
         if not p.exists():
             raise ExperimentError(f"{p}: no such run directory or folder")
-        if (p / "run.json").is_file() or (p / "status.json").is_file():
-            found[p.resolve()] = None
-        for marker in sorted([*p.rglob("run.json"), *p.rglob("status.json")]):
-            found[marker.parent.resolve()] = None
+        here = [marker.parent.resolve() for marker in sorted([*p.rglob("run.json"), *p.rglob("status.json")])]
+        if not here:
+            raise RunDirError(
+                f"{p}: no run directory in it (none holds run.json, nor a batch point's status.json); "
+                "give run directories made by train or experiments run, or folders holding them"
+            )
+        found.update(dict.fromkeys(here))
     return sorted(found)
 
 
@@ -425,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     p_tab.add_argument("--out", required=True, help="output path prefix (.csv/.md/.xlsx are added)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from hvd_magtag.rundir import RunDirError
+
     try:
         if args.cmd == "run":
             statuses = run_grid(args.grid, args.out, kernel_name=args.kernel, dry_run=args.dry_run)
@@ -437,11 +447,11 @@ def main(argv: list[str] | None = None) -> int:
             print(p)
         print(_markdown(df))
         return 0
-    except (ExperimentError, OSError) as e:
+    except (ExperimentError, OSError, RunDirError) as e:
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 4 if isinstance(e, RunDirError) else 2
 
 
 if __name__ == "__main__":

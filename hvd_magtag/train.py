@@ -463,6 +463,9 @@ class Monitor:
             from hvd_magtag.rundir import atomic_write_text
 
             atomic_write_text(run.metrics_path, "".join(json.dumps(m) + "\n" for m in kept))
+            from hvd_magtag.summaries import trim_events
+
+            trim_events(run.tensorboard_dir, start_step)  # and TensorBoard's points past it
 
     def _record(self, event: dict[str, Any], scalars: dict[str, float]) -> None:
         import tensorflow as tf

@@ -120,3 +120,24 @@ def test_every_parameter_line_is_seen_by_papermill(name):
     assert len(cells) == 1
     assigned = [line.split("=")[0].strip() for line in cells[0].source.splitlines() if "=" in line]
     assert list(papermill.inspect_notebook(str(path))) == assigned
+
+
+def test_table_over_folders_without_runs_is_an_error_naming_the_folder(tmp_path, capsys):
+    stray = tmp_path / "not_runs"
+    (stray / "sub").mkdir(parents=True)
+    (stray / "sub" / "notes.txt").write_text("no run here\n")
+    out = tmp_path / "table"
+    assert experiments.main(["table", str(stray), "--out", str(out)]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {stray}: no run directory in it") and "\n" not in err
+    assert not list(tmp_path.glob("table*")), "no empty table written"
+
+    run = (
+        tmp_path / "runs" / "a"
+    )  # a folder with runs next to one without: still an error, naming the empty one
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"status": "failed", "error": "x", "parameters": {}}))
+    assert experiments.main(["table", str(tmp_path / "runs"), str(stray), "--out", str(out)]) == 4
+    assert str(stray) in capsys.readouterr().err
+    assert experiments.main(["table", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    assert experiments.main(["table", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
