@@ -132,6 +132,7 @@ def load_split(run, data_cfg, split: str, ctx):
 def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=None, data_root=None):
     """Evaluate ``run_dir`` (collective under horovodrun); returns the result dict on every rank."""
     from hvd_magtag import distributed
+    from hvd_magtag.models.weights import load_weights
     from hvd_magtag.rundir import RunDir, RunDirError, atomic_write_text
 
     run = RunDir(run_dir)
@@ -149,7 +150,7 @@ def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=
     problem = None
     if ctx.is_root:  # one reader of the weights, then broadcast; a missing file stops every rank
         try:
-            model.load_weights(str(run.weights_path(weights)))
+            load_weights(model, run.weights_path(weights))
         except (RunDirError, OSError, ValueError) as e:
             problem = e
     problem = distributed.broadcast_object(problem)

@@ -109,8 +109,10 @@ class RunDir:
 
     def load_model(self, which: str = "best"):
         """The run's model with ``which`` weights loaded (see :meth:`weights_path`)."""
+        from hvd_magtag.models.weights import load_weights
+
         model = self.build_model()
-        model.load_weights(str(self.weights_path(which)))
+        load_weights(model, self.weights_path(which))
         return model
 
     def read_metrics(self) -> list[dict[str, Any]]:

@@ -426,7 +426,9 @@ def restart_from(weights: Path, model, ctx) -> None:
     from hvd_magtag import distributed
 
     if ctx.is_root:
-        model.load_weights(str(weights))
+        from hvd_magtag.models.weights import load_weights
+
+        load_weights(model, weights)
         logging.getLogger("hvd_magtag.train").info(
             "plateau: learning rate lowered, restarting from %s", weights
         )

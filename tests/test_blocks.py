@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hvd_magtag.models import blocks
+from hvd_magtag.models import blocks, layers
 
 WINDOW = np.array([1.0, 2.0, 3.0, 0.0, 4.0], dtype=np.float32)  # one pooling window, p = a / 10
 
@@ -20,7 +20,7 @@ def _repeated_windows_1d(n_windows: int, channels: int = 2) -> np.ndarray:
 
 def test_stochastic_pooling_1d_training_samples_window_values_with_p_proportional_to_activation():
     k, n = len(WINDOW), 4000
-    layer = blocks.StochasticPooling1D(k, seed=3)
+    layer = layers.StochasticPooling1D(k, seed=3)
     x = _repeated_windows_1d(n)
     out = layer(x, training=True).numpy()
     assert out.shape == (1, n, 2)
@@ -36,7 +36,7 @@ def test_stochastic_pooling_1d_training_samples_window_values_with_p_proportiona
 
 def test_stochastic_pooling_1d_inference_is_probability_weighted_average():
     k = len(WINDOW)
-    layer = blocks.StochasticPooling1D(k)
+    layer = layers.StochasticPooling1D(k)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, size=(3, 4 * k + 2, 5)).astype(np.float32)  # trailing 2 steps dropped ("valid")
     x[0, :k, 0] = 0.0  # an all-zero window pools to 0
@@ -52,7 +52,7 @@ def test_stochastic_pooling_1d_inference_is_probability_weighted_average():
 
 
 def test_stochastic_pooling_negative_values_get_zero_probability():
-    layer = blocks.StochasticPooling1D(3, seed=0)
+    layer = layers.StochasticPooling1D(3, seed=0)
     x = np.tile(np.array([-5.0, 2.0, -1.0], np.float32), 200)[None, :, None]
     out = layer(x, training=True).numpy()
     assert np.all(out == 2.0)
@@ -64,7 +64,7 @@ def test_stochastic_pooling_2d_both_behaviours():
     window = np.array([[1.0, 0.0, 2.0], [3.0, 0.5, 0.5]], np.float32)  # sum 7
     n_h, n_w = 40, 50
     x = np.tile(window, (n_h, n_w))[None, :, :, None]  # [1, 80, 150, 1]
-    layer = blocks.StochasticPooling2D((ph, pw), seed=1)
+    layer = layers.StochasticPooling2D((ph, pw), seed=1)
     out = layer(x, training=True).numpy()
     assert out.shape == (1, n_h, n_w, 1)
     flat = window.ravel()
@@ -78,7 +78,7 @@ def test_stochastic_pooling_2d_both_behaviours():
 
 def test_stochastic_pooling_seeded_in_tf_function_and_gradient_reaches_picked_element():
     x = tf.constant(_repeated_windows_1d(64))
-    a, b = blocks.StochasticPooling1D(5, seed=7), blocks.StochasticPooling1D(5, seed=7)
+    a, b = layers.StochasticPooling1D(5, seed=7), layers.StochasticPooling1D(5, seed=7)
 
     @tf.function
     def fa(t):
@@ -103,7 +103,7 @@ def test_stochastic_pooling_seeded_in_tf_function_and_gradient_reaches_picked_el
 def test_stochastic_pooling_in_graph_mode():
     graph = tf.Graph()
     with graph.as_default():
-        layer = blocks.StochasticPooling1D(5, seed=2)
+        layer = layers.StochasticPooling1D(5, seed=2)
         x = tf.compat.v1.placeholder(tf.float32, shape=(None, None, 2))
         y = layer(x, training=True)
         init = tf.compat.v1.global_variables_initializer()
@@ -117,11 +117,11 @@ def test_stochastic_pooling_in_graph_mode():
 @pytest.mark.parametrize(
     "layer",
     [
-        blocks.StochasticPooling1D(4, seed=5, name="sp1"),
-        blocks.StochasticPooling2D((2, 3), seed=None, name="sp2"),
-        blocks.AttentionPooling(16, name="att"),
-        blocks.UnfoldWindows(3, name="unfold"),
-        blocks.FoldWindows(name="fold"),
+        layers.StochasticPooling1D(4, seed=5, name="sp1"),
+        layers.StochasticPooling2D((2, 3), seed=None, name="sp2"),
+        layers.AttentionPooling(16, name="att"),
+        layers.UnfoldWindows(3, name="unfold"),
+        layers.FoldWindows(name="fold"),
     ],
 )
 def test_layers_round_trip_through_config(layer):
@@ -134,12 +134,12 @@ def test_layers_round_trip_through_config(layer):
 def test_model_with_stochastic_pooling_saves_and_reloads_as_keras_file(tmp_path):
     inputs = keras.Input((12, 2))
     x = keras.layers.Conv1D(3, 3, padding="same", activation="relu")(inputs)
-    x = blocks.StochasticPooling1D(3, seed=1, name="sp")(x)
+    x = layers.StochasticPooling1D(3, seed=1, name="sp")(x)
     model = keras.Model(inputs, keras.layers.GlobalMaxPooling1D()(x))
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert isinstance(loaded.get_layer("sp"), blocks.StochasticPooling1D)
+    assert isinstance(loaded.get_layer("sp"), layers.StochasticPooling1D)
     x = np.random.default_rng(0).normal(size=(2, 12, 2)).astype(np.float32)
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-6)
 
@@ -147,7 +147,7 @@ def test_model_with_stochastic_pooling_saves_and_reloads_as_keras_file(tmp_path)
 def test_attention_pooling_is_softmax_weighted_sum_and_learns():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4, 6, 8)).astype(np.float32)
-    layer = blocks.AttentionPooling(5)
+    layer = layers.AttentionPooling(5)
     out = layer(x).numpy()
     alpha = layer.attention_weights(x).numpy()
     assert alpha.shape == (4, 6)
@@ -158,10 +158,10 @@ def test_attention_pooling_is_softmax_weighted_sum_and_learns():
 
 def test_fold_unfold_windows_round_trip():
     x = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
-    folded = blocks.FoldWindows()(x)
+    folded = layers.FoldWindows()(x)
     assert tuple(folded.shape) == (6, 4)
     np.testing.assert_array_equal(folded.numpy()[3], x[1, 0])
-    np.testing.assert_array_equal(blocks.UnfoldWindows(3)(folded).numpy(), x)
+    np.testing.assert_array_equal(layers.UnfoldWindows(3)(folded).numpy(), x)
 
 
 @pytest.mark.parametrize("merge,expected_channels", [("concat", 8), ("sum", 8)])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hvd_magtag.models import blocks, create_model, get_entry, get_spec, list_models
+from hvd_magtag.models import blocks, create_model, get_entry, get_spec, layers, list_models
 from hvd_magtag.models.raw import SAMPLECNN_3_9_PARAMS_50_TAGS
 
 N_TAGS = 5
@@ -118,7 +118,7 @@ def test_models_accept_stochastic_pooling(name):
     keras.utils.set_random_seed(2)
     model = _tiny(name, pool="stochastic")
     owner = model.get_layer("window_encoder") if model.spec.windowing == "superpool" else model
-    stochastic = (blocks.StochasticPooling1D, blocks.StochasticPooling2D)
+    stochastic = (layers.StochasticPooling1D, layers.StochasticPooling2D)
     maxpool = (keras.layers.MaxPooling1D, keras.layers.MaxPooling2D)
     assert any(isinstance(layer, stochastic) for layer in owner.layers)
     assert not any(isinstance(layer, maxpool) for layer in owner.layers)

@@ -58,7 +58,7 @@ def layer_macs(layer, repeats: int = 1) -> int:
     """Multiply-adds per example of ``layer`` (recursing into nested models, ``repeats`` calls each)."""
     import keras
 
-    from hvd_magtag.models import blocks
+    from hvd_magtag.models import layers
 
     if isinstance(layer, keras.Model):
         return sum(layer_macs(inner, repeats) for inner in layer.layers)
@@ -72,7 +72,7 @@ def layer_macs(layer, repeats: int = 1) -> int:
     elif isinstance(layer, keras.layers.GRU):
         _, steps, dim = _shape(layer.input)
         macs = steps * 3 * (dim * layer.units + layer.units * layer.units)
-    elif isinstance(layer, blocks.AttentionPooling):
+    elif isinstance(layer, layers.AttentionPooling):
         _, windows, dim = _shape(layer.input)
         macs = windows * (dim * layer.units + layer.units)
     else:

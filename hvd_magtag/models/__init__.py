@@ -10,7 +10,9 @@ model code):
   (register_model, create_model, ...), :mod:`~hvd_magtag.models.names` (layer names others look up);
 - families, each a module of ``@register_model`` builders: :mod:`~hvd_magtag.models.raw` (waveform),
   :mod:`~hvd_magtag.models.spectral` (log-mel);
-- :mod:`~hvd_magtag.models.blocks`: layers and functional blocks the builders use.
+- :mod:`~hvd_magtag.models.layers` (one Keras layer per file; their TensorFlow arithmetic in
+  :mod:`~hvd_magtag.models.kernels`) and :mod:`~hvd_magtag.models.blocks` (functional blocks built from
+  them), used by the builders; :mod:`~hvd_magtag.models.weights` reads weights files of either layout.
 
 A new family is a module ``hvd_magtag/models/<family>.py`` whose builders are decorated with
 ``@register_model(spec=...)`` and import Keras inside the builder, plus one import line below.

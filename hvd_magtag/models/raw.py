@@ -3,9 +3,10 @@ a window-superpooling SampleCNN.
 
 Inputs are waveform windows ``[B, window]`` (samples at ``spec.sample_rate`` Hz; the models add the
 channel axis themselves); superpool models take all windows of a clip ``[B, n_windows, window]``.
-Outputs are per-tag sigmoid probabilities ``[B, n_tags]`` from a Dense layer named ``tags``; the feature
-vector the classifier reads is the layer named ``embedding``. Conv layers are ``conv0`` (the strided
-"sample-level" frame conv), then blocks ``block1_...`` .. ``blockN_...`` in input-to-output order.
+Outputs are per-tag sigmoid probabilities ``[B, n_tags]`` from the Dense layer ``tags``; the feature
+vector the classifier reads is the layer ``embedding`` (:mod:`hvd_magtag.models.names`). Conv layers are
+``conv0`` (the strided "sample-level" frame conv), then blocks ``block1_...`` .. ``blockN_...`` in
+input-to-output order.
 
 SampleCNN m^n (Lee et al. 2017, "Sample-level deep convolutional neural networks for music auto-tagging
 using raw waveforms"): input m^(n+1) samples; ``conv0`` m filters-wide, stride m; n blocks of
@@ -19,21 +20,19 @@ BN moving statistics (1,875,762 in all).
 Every builder accepts ``width`` (float channel multiplier, default 1.0: tiny test models use ~0.06) and
 ``pool`` ("max" | "stochastic", Zeiler & Fergus 2013) for every pooling layer inside the blocks.
 
-This module imports no TensorFlow at import time (the registry imports it to list models); builders
-import Keras and :mod:`hvd_magtag.models.blocks` when called.
+Importing this module imports no TensorFlow (it only declares specs and options); builders import Keras
+and :mod:`hvd_magtag.models.blocks` when called.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
 
 from hvd_magtag.config import ConfigError
 from hvd_magtag.models.names import (
     EMBEDDING_LAYER,
     FOLD_WINDOWS,
     FRAME_CONV,
-    OUTPUT_LAYER,
     UNFOLD_WINDOWS,
     WINDOW_ENCODER,
     WINDOW_POOL,
@@ -41,15 +40,18 @@ from hvd_magtag.models.names import (
 from hvd_magtag.models.registry import register_model
 from hvd_magtag.models.spec import DEFAULT_SAMPLE_RATE, ModelSpec
 
-if TYPE_CHECKING:
-    import keras
-
 #: trainable parameters of SampleCNN 3^9 with 50 tags (see module docstring; checked by tests)
 SAMPLECNN_3_9_PARAMS_50_TAGS = 1_869_874
 
 #: Lee et al. 2017 channel plan for the 3^9 model (frame conv, 9 blocks, 1x1 conv)
 SAMPLECNN_FRAME_CHANNELS = 128
 SAMPLECNN_TOP_CHANNELS = 512
+
+#: windows per clip of the superpool SampleCNN: 7 x 3.69 s = 25.8 s covers most of an MTAT clip (29.1 s)
+SUPERPOOL_N_WINDOWS = 7
+
+#: ``block(x, channels, name) -> x``: one SampleCNN block, ``[B, T, C] -> [B, T // m, channels]``
+Block = Callable[..., object]
 
 
 def samplecnn_block_channels(n: int) -> list[int]:
@@ -96,67 +98,15 @@ def _check_frames(spec: ModelSpec, m: int, n_pools: int, name: str) -> None:
         )
 
 
-def _raw_input(spec: ModelSpec, name: str = "waveform"):
-    """``[B, window]`` Input and the ``[B, window, 1]`` tensor the convs read."""
-    import keras
-
-    inputs = keras.Input(shape=spec.window_shape(), name=name)
-    x = keras.layers.Reshape((spec.window, 1), name="add_channel")(inputs)
-    return inputs, x
-
-
-def _frame_conv(x, m: int, width: float):
-    """The strided sample-level frame conv ``conv0``: ``[B, window, 1] -> [B, window // m, 128 w]``."""
+def _samplecnn_trunk(x, m: int, n: int, width: float, block: Block):
+    """Frame conv ``conv0`` + n blocks: ``[B, m^(n+1), 1] -> [B, 1, C_n]``; returns (x, block outputs)."""
     from hvd_magtag.models import blocks
 
-    return blocks.conv_bn_relu(
-        x, blocks.scaled(SAMPLECNN_FRAME_CHANNELS, width), m, strides=m, padding="valid", name=FRAME_CONV
-    )
-
-
-def _classifier(x, n_tags: int, dropout: float = 0.5):
-    """``embedding [B, D]`` -> Dropout -> Dense(n_tags, sigmoid) ``tags``."""
-    import keras
-
-    if dropout > 0:
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
-    return keras.layers.Dense(n_tags, activation="sigmoid", name=OUTPUT_LAYER)(x)
-
-
-def _samplecnn_trunk(x, m: int, n: int, width: float, pool: str, block: str = "basic", **block_args: Any):
-    """Frame conv + n blocks: ``[B, m^(n+1), 1] -> [B, 1, C_n]``; returns (x, block outputs)."""
-    from hvd_magtag.models import blocks
-
-    x = _frame_conv(x, m, width)  # 59049 -> 19683 (3^9)
+    channels = blocks.scaled(SAMPLECNN_FRAME_CHANNELS, width)
+    x = blocks.conv_bn_relu(x, channels, m, strides=m, padding="valid", name=FRAME_CONV)  # 59049 -> 19683
     outputs = []
-    for i, channels in enumerate(samplecnn_block_channels(n), start=1):
-        c = blocks.scaled(channels, width)
-        name = f"block{i}"
-        if block == "basic":
-            x = blocks.conv_block(x, c, m, m, name=name, pool=pool)
-        elif block == "dilated":
-            x = blocks.dilated_block(x, c, m, m, block_args["dilation"], name=name, pool=pool)
-        elif block == "multikernel":
-            x = blocks.multikernel_block(
-                x, c, block_args["kernels"], m, name=name, merge=block_args["merge"], pool=pool
-            )
-        elif block == "se":
-            x = blocks.se_block(
-                x, c, m, m, name=name, amplifying_ratio=block_args["amplifying_ratio"], pool=pool
-            )
-        elif block == "res":
-            x = blocks.residual_block(
-                x,
-                c,
-                m,
-                m,
-                name=name,
-                n_convs=block_args["n_convs"],
-                amplifying_ratio=block_args["amplifying_ratio"],
-                pool=pool,
-            )
-        else:  # pragma: no cover - internal
-            raise ConfigError(f"unknown SampleCNN block kind {block!r}")
+    for i, c in enumerate(samplecnn_block_channels(n), start=1):
+        x = block(x, blocks.scaled(c, width), f"block{i}")
         outputs.append(x)
         # 3^9: 19683 -> 6561 -> 2187 -> 729 -> 243 -> 81 -> 27 -> 9 -> 3 -> 1
     return x, outputs
@@ -173,14 +123,17 @@ def _samplecnn_top(x, n: int, width: float):
     return keras.layers.GlobalMaxPooling1D(name=EMBEDDING_LAYER)(x)
 
 
-def _build_samplecnn(spec, n_tags, name, *, m, n, width, pool, block="basic", **block_args) -> keras.Model:
+def _lee2017(spec: ModelSpec, n_tags: int, name: str, m: int, n: int, width: float, block: Block):
+    """Lee et al. 2017's network around ``block``: ``[B, m^(n+1)] -> [B, n_tags]``."""
     import keras
 
+    from hvd_magtag.models import blocks
+
     _check_frames(spec, m, n, name)
-    inputs, x = _raw_input(spec)
-    x, _ = _samplecnn_trunk(x, m, n, width, pool, block, **block_args)
+    inputs, x = blocks.waveform_input(spec)
+    x, _ = _samplecnn_trunk(x, m, n, width, block)
     emb = _samplecnn_top(x, n, width)
-    return keras.Model(inputs, _classifier(emb, n_tags), name=name)
+    return keras.Model(inputs, blocks.tag_head(emb, n_tags, dropout=0.5), name=name)
 
 
 @register_model(spec=_samplecnn_spec(3, 9), paper="Lee et al. 2017 (SMC)", spec_from_overrides=_mn_spec(3, 9))
@@ -189,7 +142,12 @@ def samplecnn(spec: ModelSpec, n_tags: int, *, m: int = 3, n: int = 9, width: fl
 
     ``[B, m^(n+1)] -> [B, n_tags]``. See the module docstring for the layer plan and parameter count.
     """
-    return _build_samplecnn(spec, n_tags, "samplecnn", m=m, n=n, width=width, pool=pool)
+    from hvd_magtag.models import blocks
+
+    def block(x, c, name):
+        return blocks.conv_block(x, c, m, m, name=name, pool=pool)
+
+    return _lee2017(spec, n_tags, "samplecnn", m, n, width, block)
 
 
 @register_model(
@@ -203,7 +161,12 @@ def samplecnn_deep(
     Lee et al. 2017 compare m in {2, 3, 4, 5}; m = 2 gives the most blocks for a ~4 s window.
     ``[B, 2^16] -> [B, n_tags]``; channels 128, 128, 256 x 12, 512.
     """
-    return _build_samplecnn(spec, n_tags, "samplecnn_deep", m=m, n=n, width=width, pool=pool)
+    from hvd_magtag.models import blocks
+
+    def block(x, c, name):
+        return blocks.conv_block(x, c, m, m, name=name, pool=pool)
+
+    return _lee2017(spec, n_tags, "samplecnn_deep", m, n, width, block)
 
 
 @register_model(
@@ -223,19 +186,15 @@ def samplecnn_dilated(
 ):
     """SampleCNN whose block convs are dilated (``dilation``, default 2): each conv spans
     ``(m - 1) * dilation + 1`` frames for the same parameter count. ``[B, m^(n+1)] -> [B, n_tags]``."""
+    from hvd_magtag.models import blocks
+
     if dilation < 1:
         raise ConfigError(f"samplecnn_dilated override dilation must be >= 1, got {dilation}")
-    return _build_samplecnn(
-        spec,
-        n_tags,
-        "samplecnn_dilated",
-        m=m,
-        n=n,
-        width=width,
-        pool=pool,
-        block="dilated",
-        dilation=dilation,
-    )
+
+    def block(x, c, name):
+        return blocks.dilated_block(x, c, m, m, dilation, name=name, pool=pool)
+
+    return _lee2017(spec, n_tags, "samplecnn_dilated", m, n, width, block)
 
 
 @register_model(
@@ -257,40 +216,34 @@ def samplecnn_multikernel(
     """SampleCNN whose blocks run parallel convs of ``kernels`` sizes (default 3, 5, 9 frames), merged by
     ``merge`` ("concat" splits the block's channels over the kernels, "sum" adds full-width branches).
     ``[B, m^(n+1)] -> [B, n_tags]``."""
-    return _build_samplecnn(
-        spec,
-        n_tags,
-        "samplecnn_multikernel",
-        m=m,
-        n=n,
-        width=width,
-        pool=pool,
-        block="multikernel",
-        kernels=tuple(int(k) for k in kernels),
-        merge=merge,
-    )
+    from hvd_magtag.models import blocks
+
+    sizes = tuple(int(k) for k in kernels)
+
+    def block(x, c, name):
+        return blocks.multikernel_block(x, c, sizes, m, name=name, merge=merge, pool=pool)
+
+    return _lee2017(spec, n_tags, "samplecnn_multikernel", m, n, width, block)
 
 
-def _build_kim2018(spec, n_tags, name, *, m, n, width, pool, block, multi, dropout, **block_args):
-    """Kim, Lee & Nam 2018 network: frame conv, n blocks, then (multi-level) global max pooling of the
-    last 3 block outputs, concatenated -> Dense(D) + BN + ReLU ``embedding`` -> Dropout -> ``tags``."""
+def _kim2018(spec, n_tags: int, name: str, m: int, n: int, width: float, block: Block, multi: bool, dropout):
+    """Kim, Lee & Nam 2018 network around ``block``: frame conv, n blocks, then (``multi``) global max
+    pooling of the last 3 block outputs ``block{i}_gmp``, concatenated ``multilevel`` -> Dense(D) + BN + ReLU
+    ``embedding`` -> Dropout -> ``tags``. ``[B, m^(n+1)] -> [B, n_tags]``."""
     import keras
 
     from hvd_magtag.models import blocks
 
     _check_frames(spec, m, n, name)
-    inputs, x = _raw_input(spec)
-    x, outputs = _samplecnn_trunk(x, m, n, width, pool, block, **block_args)
+    inputs, x = blocks.waveform_input(spec)
+    x, outputs = _samplecnn_trunk(x, m, n, width, block)
     first = max(1, n - 2) if multi else n  # blocks whose outputs are aggregated (1-based)
     pooled = [
         keras.layers.GlobalMaxPooling1D(name=f"block{i}_gmp")(outputs[i - 1]) for i in range(first, n + 1)
     ]
     x = keras.layers.Concatenate(name="multilevel")(pooled) if len(pooled) > 1 else pooled[0]
-    # 3^9 multi-level: 256 + 256 + 512 = 1024 features
-    x = keras.layers.Dense(x.shape[-1], name="fc")(x)
-    x = blocks.BatchNorm(name="fc_bn")(x)
-    emb = keras.layers.ReLU(name=EMBEDDING_LAYER)(x)
-    return keras.Model(inputs, _classifier(emb, n_tags, dropout), name=name)
+    emb = blocks.dense_embedding(x, x.shape[-1])  # 3^9 multi-level: 256 + 256 + 512 = 1024 features
+    return keras.Model(inputs, blocks.tag_head(emb, n_tags, dropout), name=name)
 
 
 _KIM2018 = "Kim, Lee & Nam 2018 (ICASSP)"
@@ -310,12 +263,14 @@ def samplecnn_se(
     pool: str = "max",
 ):
     """SampleCNN with SE blocks (Kim et al. 2018): conv-BN-ReLU, squeeze-excitation with an FC of
-    ``amplifying_ratio`` x C units (0.125, the authors' code default), pool; multi-level global-max aggregation of the last 3 blocks.
-    ``[B, m^(n+1)] -> [B, n_tags]``."""
-    return _build_kim2018(
-        spec, n_tags, "samplecnn_se", m=m, n=n, width=width, pool=pool, block="se",
-        multi=multi, dropout=dropout, amplifying_ratio=amplifying_ratio,
-    )  # fmt: skip
+    ``amplifying_ratio`` x C units (0.125, the authors' code default), pool; multi-level global-max
+    aggregation of the last 3 blocks. ``[B, m^(n+1)] -> [B, n_tags]``."""
+    from hvd_magtag.models import blocks
+
+    def block(x, c, name):
+        return blocks.se_block(x, c, m, m, name=name, amplifying_ratio=amplifying_ratio, pool=pool)
+
+    return _kim2018(spec, n_tags, "samplecnn_se", m, n, width, block, multi, dropout)
 
 
 @register_model(spec=_samplecnn_spec(3, 9), paper=_KIM2018, spec_from_overrides=_mn_spec(3, 9))
@@ -334,10 +289,12 @@ def samplecnn_res(
     """SampleCNN with Res-n blocks (Kim et al. 2018; n_convs = 2 is their Res-2): two convs with BN,
     dropout 0.2 between, identity / 1x1-conv shortcut, ReLU, pool; multi-level aggregation.
     ``[B, m^(n+1)] -> [B, n_tags]``."""
-    return _build_kim2018(
-        spec, n_tags, "samplecnn_res", m=m, n=n, width=width, pool=pool, block="res",
-        multi=multi, dropout=dropout, n_convs=n_convs, amplifying_ratio=0,
-    )  # fmt: skip
+    from hvd_magtag.models import blocks
+
+    def block(x, c, name):
+        return blocks.residual_block(x, c, m, m, name=name, n_convs=n_convs, amplifying_ratio=0, pool=pool)
+
+    return _kim2018(spec, n_tags, "samplecnn_res", m, n, width, block, multi, dropout)
 
 
 @register_model(spec=_samplecnn_spec(3, 9), paper=_KIM2018, spec_from_overrides=_mn_spec(3, 9))
@@ -356,10 +313,14 @@ def samplecnn_rese(
 ):
     """SampleCNN with ReSE-n blocks (Kim et al. 2018's best, ReSE-2-Multi): residual blocks whose residual
     branch is squeeze-excited before the sum. ``[B, m^(n+1)] -> [B, n_tags]``."""
-    return _build_kim2018(
-        spec, n_tags, "samplecnn_rese", m=m, n=n, width=width, pool=pool, block="res",
-        multi=multi, dropout=dropout, n_convs=n_convs, amplifying_ratio=amplifying_ratio,
-    )  # fmt: skip
+    from hvd_magtag.models import blocks
+
+    def block(x, c, name):
+        return blocks.residual_block(
+            x, c, m, m, name=name, n_convs=n_convs, amplifying_ratio=amplifying_ratio, pool=pool
+        )
+
+    return _kim2018(spec, n_tags, "samplecnn_rese", m, n, width, block, multi, dropout)
 
 
 @register_model(spec=_samplecnn_spec(3, 9), paper="Lee et al. 2017 front end + GRU (Choi et al. 2017)")
@@ -390,8 +351,10 @@ def samplecnn_crnn(
             f"samplecnn_crnn: conv_blocks and gru_layers must be >= 1, got {conv_blocks}, {gru_layers}"
         )
     _check_frames(spec, m, conv_blocks, "samplecnn_crnn")
-    inputs, x = _raw_input(spec)
-    x = _frame_conv(x, m, width)  # 59049 -> 19683
+    inputs, x = blocks.waveform_input(spec)
+    x = blocks.conv_bn_relu(
+        x, blocks.scaled(SAMPLECNN_FRAME_CHANNELS, width), m, strides=m, padding="valid", name=FRAME_CONV
+    )  # 59049 -> 19683
     for i, channels in enumerate(samplecnn_block_channels(conv_blocks + 1)[:conv_blocks], start=1):
         x = blocks.conv_block(x, blocks.scaled(channels, width), m, m, name=f"block{i}", pool=pool)
         # 19683 -> 6561 -> 2187 -> 729 -> 243 -> 81
@@ -399,11 +362,7 @@ def samplecnn_crnn(
     for j in range(1, gru_layers):
         x = keras.layers.GRU(units, return_sequences=True, name=f"gru{j}")(x)  # [B, 81, units]
     emb = keras.layers.GRU(units, name=EMBEDDING_LAYER)(x)  # [B, units]
-    return keras.Model(inputs, _classifier(emb, n_tags, dropout), name="samplecnn_crnn")
-
-
-#: windows per clip of the superpool SampleCNN: 7 x 3.69 s = 25.8 s covers most of an MTAT clip (29.1 s)
-SUPERPOOL_N_WINDOWS = 7
+    return keras.Model(inputs, blocks.tag_head(emb, n_tags, dropout), name="samplecnn_crnn")
 
 
 @register_model(
@@ -433,16 +392,19 @@ def samplecnn_superpool(
     """
     import keras
 
-    from hvd_magtag.models import blocks
+    from hvd_magtag.models import blocks, layers
+
+    def block(x, c, name):
+        return blocks.conv_block(x, c, m, m, name=name, pool=pool)
 
     _check_frames(spec, m, n, "samplecnn_superpool")
-    w_in, x = _raw_input(spec.replace(windowing="split"), name="window")
-    x, _ = _samplecnn_trunk(x, m, n, width, pool)
+    w_in, x = blocks.waveform_input(spec.replace(windowing="split"), name="window")
+    x, _ = _samplecnn_trunk(x, m, n, width, block)
     encoder = keras.Model(w_in, _samplecnn_top(x, n, width), name=WINDOW_ENCODER)
 
     inputs = keras.Input(shape=spec.input_shape(), name="waveform_windows")  # [B, W, window]
-    x = blocks.FoldWindows(name=FOLD_WINDOWS)(inputs)  # [B * W, window]
+    x = layers.FoldWindows(name=FOLD_WINDOWS)(inputs)  # [B * W, window]
     x = encoder(x)  # [B * W, D]
-    x = blocks.UnfoldWindows(spec.n_windows, name=UNFOLD_WINDOWS)(x)  # [B, W, D]
+    x = layers.UnfoldWindows(spec.n_windows, name=UNFOLD_WINDOWS)(x)  # [B, W, D]
     x = blocks.window_pool(x, window_pool, name=WINDOW_POOL, attention_units=attention_units)  # [B, D]
-    return keras.Model(inputs, _classifier(x, n_tags, dropout), name="samplecnn_superpool")
+    return keras.Model(inputs, blocks.tag_head(x, n_tags, dropout), name="samplecnn_superpool")

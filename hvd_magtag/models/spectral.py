@@ -16,13 +16,14 @@ Frame geometry at 16 kHz (python_speech_features framing, see ``FbankSpec.n_fram
 - Won et al. 2020 short-chunk models: 59,049 samples (3.69 s), 128 mels, 512-sample FFT, 256-sample hop
   -> 230 frames.
 
-No TensorFlow at import time; builders import Keras lazily.
+Importing this module imports no TensorFlow (it only declares specs and options); builders import Keras
+and :mod:`hvd_magtag.models.blocks` when called.
 """
 
 from __future__ import annotations
 
 from hvd_magtag.config import ConfigError
-from hvd_magtag.models.names import EMBEDDING_LAYER, OUTPUT_LAYER
+from hvd_magtag.models.names import EMBEDDING_LAYER
 from hvd_magtag.models.registry import register_model
 from hvd_magtag.models.spec import DEFAULT_SAMPLE_RATE, FbankSpec, ModelSpec
 
@@ -39,20 +40,8 @@ CHOI_SPEC = ModelSpec(
 #: Won et al. 2020 short-chunk parameters: 59,049-sample (3.69 s) chunks, 128 mels
 WON_FBANK = FbankSpec(n_mels=128, win_length=512, hop_length=256, n_fft=512)
 WON_SPEC = ModelSpec(input="fbank", sample_rate=DEFAULT_SAMPLE_RATE, window=59049, fbank=WON_FBANK)
-
-
-def _fbank_input(spec: ModelSpec, freq_bn: bool):
-    """``[B, frames, n_mels]`` Input and ``[B, frames, n_mels, 1]``, batch-normalised per mel band
-    (``freq_bn``, Choi et al.) or as one channel (Won et al.'s ``spec_bn``)."""
-    import keras
-
-    from hvd_magtag.models import blocks
-
-    inputs = keras.Input(shape=spec.window_shape(), name="logmel")
-    frames, n_mels = spec.window_shape()
-    x = keras.layers.Reshape((frames, n_mels, 1), name="add_channel")(inputs)
-    x = blocks.BatchNorm(axis=2 if freq_bn else -1, name="input_bn")(x)
-    return inputs, x
+#: Won et al. 2020's dense layer before the classifier (units)
+WON_EMBEDDING_UNITS = 512
 
 
 def _check_pools(spec: ModelSpec, pools: list[tuple[int, int]], name: str) -> None:
@@ -63,19 +52,6 @@ def _check_pools(spec: ModelSpec, pools: list[tuple[int, int]], name: str) -> No
         raise ConfigError(
             f"{name}: input {spec.window_shape()} (frames, mels) is too small for its pooling; raise window"
         )
-
-
-def _dense_head(x, n_tags: int, width: float, units: int = 512):
-    """Won et al.'s head: Dense ``fc`` + BN + ReLU ``embedding`` -> Dropout 0.5 -> Dense ``tags``."""
-    import keras
-
-    from hvd_magtag.models import blocks
-
-    x = keras.layers.Dense(blocks.scaled(units, width), name="fc")(x)
-    x = blocks.BatchNorm(name="fc_bn")(x)
-    x = keras.layers.ReLU(name=EMBEDDING_LAYER)(x)
-    x = keras.layers.Dropout(0.5, name="dropout")(x)
-    return keras.layers.Dense(n_tags, activation="sigmoid", name=OUTPUT_LAYER)(x)
 
 
 #: FCN-4 channels and (time, freq) max-pool sizes (Choi et al. 2016, Table 1; the paper lists (freq, time))
@@ -95,15 +71,13 @@ def fcn4(spec: ModelSpec, n_tags: int, *, width: float = 1.0, pool: str = "max")
     from hvd_magtag.models import blocks
 
     _check_pools(spec, list(FCN4_POOLS), "fcn4")
-    inputs, x = _fbank_input(spec, freq_bn=True)
+    inputs, x = blocks.logmel_input(spec, freq_bn=True)
     for i, (channels, size) in enumerate(zip(FCN4_CHANNELS, FCN4_POOLS), start=1):
         x = blocks.conv_bn_relu(x, blocks.scaled(channels, width), 3, name=f"conv{i}", dims=2)
         x = blocks.pool2d(x, size, pool, name=f"conv{i}_pool")
         # [1818, 96] -> [454, 48] -> [90, 12] -> [11, 4] -> [1, 1]
     emb = keras.layers.GlobalMaxPooling2D(name=EMBEDDING_LAYER)(x)
-    return keras.Model(
-        inputs, keras.layers.Dense(n_tags, activation="sigmoid", name=OUTPUT_LAYER)(emb), name="fcn4"
-    )
+    return keras.Model(inputs, blocks.tag_head(emb, n_tags), name="fcn4")
 
 
 #: CRNN conv channels and (time, freq) pools (Choi et al. 2017, 0.4 M-parameter configuration)
@@ -122,13 +96,13 @@ def crnn(spec: ModelSpec, n_tags: int, *, gru_units: int = 32, width: float = 1.
     """
     import keras
 
-    from hvd_magtag.models import blocks
+    from hvd_magtag.models import blocks, layers
 
     _check_pools(spec, list(CRNN_POOLS), "crnn")
-    inputs, x = _fbank_input(spec, freq_bn=True)
+    inputs, x = blocks.logmel_input(spec, freq_bn=True)
     for i, (channels, size) in enumerate(zip(CRNN_CHANNELS, CRNN_POOLS), start=1):
         x = keras.layers.Conv2D(blocks.scaled(channels, width), 3, padding="same", name=f"conv{i}")(x)
-        x = blocks.BatchNorm(name=f"conv{i}_bn")(x)
+        x = layers.FusedBatchNorm(name=f"conv{i}_bn")(x)
         x = keras.layers.ELU(name=f"conv{i}_elu")(x)
         x = blocks.pool2d(x, size, pool, name=f"conv{i}_pool")
         x = keras.layers.Dropout(0.1, name=f"conv{i}_dropout")(x)
@@ -138,10 +112,7 @@ def crnn(spec: ModelSpec, n_tags: int, *, gru_units: int = 32, width: float = 1.
     units = blocks.scaled(gru_units, width)
     x = keras.layers.GRU(units, return_sequences=True, name="gru1")(x)
     emb = keras.layers.GRU(units, name=EMBEDDING_LAYER)(x)
-    x = keras.layers.Dropout(0.3, name="dropout")(emb)
-    return keras.Model(
-        inputs, keras.layers.Dense(n_tags, activation="sigmoid", name=OUTPUT_LAYER)(x), name="crnn"
-    )
+    return keras.Model(inputs, blocks.tag_head(emb, n_tags, dropout=0.3), name="crnn")
 
 
 #: Won et al. 2020 short-chunk channel plan (7 layers; n_channels = 128)
@@ -162,13 +133,14 @@ def shortchunk_cnn(spec: ModelSpec, n_tags: int, *, width: float = 1.0, pool: st
     from hvd_magtag.models import blocks
 
     _check_pools(spec, [(2, 2)] * len(SHORTCHUNK_CHANNELS), "shortchunk_cnn")
-    inputs, x = _fbank_input(spec, freq_bn=False)
+    inputs, x = blocks.logmel_input(spec, freq_bn=False)
     for i, channels in enumerate(SHORTCHUNK_CHANNELS, start=1):
         x = blocks.conv_bn_relu(x, blocks.scaled(channels, width), 3, name=f"conv{i}", dims=2)
         x = blocks.pool2d(x, (2, 2), pool, name=f"conv{i}_pool")
         # [230, 128] -> [115, 64] -> [57, 32] -> [28, 16] -> [14, 8] -> [7, 4] -> [3, 2] -> [1, 1]
     x = keras.layers.GlobalMaxPooling2D(name="global_pool")(x)
-    return keras.Model(inputs, _dense_head(x, n_tags, width), name="shortchunk_cnn")
+    emb = blocks.dense_embedding(x, blocks.scaled(WON_EMBEDDING_UNITS, width))
+    return keras.Model(inputs, blocks.tag_head(emb, n_tags, dropout=0.5), name="shortchunk_cnn")
 
 
 @register_model(spec=WON_SPEC, paper="Won, Ferraro, Bogdanov & Serra 2020 (EUSIPCO), short-chunk ResNet")
@@ -184,9 +156,10 @@ def shortchunk_resnet(spec: ModelSpec, n_tags: int, *, width: float = 1.0):
 
     from hvd_magtag.models import blocks
 
-    inputs, x = _fbank_input(spec, freq_bn=False)
+    inputs, x = blocks.logmel_input(spec, freq_bn=False)
     for i, channels in enumerate(SHORTCHUNK_CHANNELS, start=1):
         x = blocks.residual_block_2d(x, blocks.scaled(channels, width), name=f"block{i}", strides=2)
         # [230, 128] -> [115, 64] -> [58, 32] -> [29, 16] -> [15, 8] -> [8, 4] -> [4, 2] -> [2, 1]
     x = keras.layers.GlobalMaxPooling2D(name="global_pool")(x)
-    return keras.Model(inputs, _dense_head(x, n_tags, width), name="shortchunk_resnet")
+    emb = blocks.dense_embedding(x, blocks.scaled(WON_EMBEDDING_UNITS, width))
+    return keras.Model(inputs, blocks.tag_head(emb, n_tags, dropout=0.5), name="shortchunk_resnet")
