@@ -119,7 +119,7 @@ def crnn(spec: ModelSpec, n_tags: int, *, gru_units: int = 32, width: float = 1.
 SHORTCHUNK_CHANNELS = (128, 128, 256, 256, 256, 256, 512)
 
 
-@register_model(spec=WON_SPEC, paper="Won, Ferraro, Bogdanov & Serra 2020 (EUSIPCO), short-chunk CNN")
+@register_model(spec=WON_SPEC, paper="Won, Ferraro, Bogdanov & Serra 2020 (SMC), short-chunk CNN")
 def shortchunk_cnn(spec: ModelSpec, n_tags: int, *, width: float = 1.0, pool: str = "max"):
     """Short-chunk CNN: seven 3x3 conv-BN-ReLU-maxpool(2x2) layers (128, 128, 256 x 4, 512) on 3.69 s of
     128-mel log-mel, global max over the remaining time, Dense(512)+BN+ReLU ``embedding``, Dropout 0.5,
@@ -143,7 +143,7 @@ def shortchunk_cnn(spec: ModelSpec, n_tags: int, *, width: float = 1.0, pool: st
     return keras.Model(inputs, blocks.tag_head(emb, n_tags, dropout=0.5), name="shortchunk_cnn")
 
 
-@register_model(spec=WON_SPEC, paper="Won, Ferraro, Bogdanov & Serra 2020 (EUSIPCO), short-chunk ResNet")
+@register_model(spec=WON_SPEC, paper="Won, Ferraro, Bogdanov & Serra 2020 (SMC), short-chunk ResNet")
 def shortchunk_resnet(spec: ModelSpec, n_tags: int, *, width: float = 1.0):
     """Short-chunk ResNet: seven residual blocks (two 3x3 convs, the first with stride 2; 3x3 strided
     shortcut conv) with 128, 128, 256 x 4, 512 channels, global max over time, Dense(512)+BN+ReLU
