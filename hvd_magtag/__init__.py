@@ -12,10 +12,10 @@ __version__ = "0.1.0"
 
 #: attribute -> module that defines it, imported on first access (PEP 562)
 _LAZY = {
-    "top_tags": "hvd_magtag.tag",
-    "taggram": "hvd_magtag.tag",
-    "embed": "hvd_magtag.tag",
-    "Tagger": "hvd_magtag.tag",
+    "top_tags": "hvd_magtag.tag.api",
+    "taggram": "hvd_magtag.tag.api",
+    "embed": "hvd_magtag.tag.api",
+    "Tagger": "hvd_magtag.tag.tagger",
 }
 
 __all__ = ["__version__", *_LAZY]
