@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hvd_magtag.audio import MP3_WARMUP_SAMPLES
 from hvd_magtag.data import folder
 from hvd_magtag.data import manifest as mf
 
@@ -196,3 +197,72 @@ def test_scan_uses_threads_and_agrees_with_one_worker(audio_dir):
     for _ in range(5):  # concurrent AudioIOTensor opens once mixed up formats (1 scan in ~15): keep checking
         assert mf.scan(paths, workers=4) == one
     assert mf.default_workers() == len(os.sched_getaffinity(0))
+
+
+def _id3v2(body: bytes, version: int = 3, footer: bool = False) -> bytes:
+    size = len(body)
+    syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    flags = 0x10 if footer else 0
+    return (
+        b"ID3"
+        + bytes([version, 0, flags])
+        + syncsafe
+        + body
+        + (b"3DI" + bytes([version, 0, flags]) + syncsafe if footer else b"")
+    )
+
+
+def test_mp3_layout_skips_every_kind_of_tag(tmp_path):
+    """Real LAME frames wrapped in every tag a library meets: two leading ID3v2 tags (one with a footer), and
+    trailing APEv2 (with header), Lyrics3 v2, an appended ID3v2.4 with footer, ID3v1 with its TAG+ block."""
+    import audio_fixtures as afx
+
+    frames = afx.path("mp3/lame_cbr64_16k_mono.mp3").read_bytes()
+    plain = mf.mp3_layout(frames)
+    lead = _id3v2(b"TIT2" + (20).to_bytes(4, "big") + b"\0\0\3" + b"x" * 19, version=4, footer=True)
+    lead += _id3v2(b"\0" * 300)  # a second tag, all padding
+    items = b"\x05\0\0\0\0\0\0\0Title\0fixtu"
+    ape_size = len(items) + 32
+    ape_head = b"APETAGEX" + (2000).to_bytes(4, "little") + ape_size.to_bytes(4, "little")
+    ape = ape_head + (1).to_bytes(4, "little") + (0xA0000000).to_bytes(4, "little") + b"\0" * 8
+    ape += items + ape_head + (1).to_bytes(4, "little") + (0x80000000).to_bytes(4, "little") + b"\0" * 8
+    lyrics = b"LYRICSBEGININD0000211" + b"LYR00005hello"
+    lyrics += str(len(lyrics)).zfill(6).encode() + b"LYRICS200"
+    appended = _id3v2(b"TALB" + (5).to_bytes(4, "big") + b"\0\0\3abcd", version=4, footer=True)
+    id3v1 = b"TAG+" + b"\0" * 223 + b"TAG" + b"\0" * 125
+    data = lead + frames + ape + lyrics + appended + id3v1
+    layout = mf.mp3_layout(data)
+    assert layout.problem is None
+    assert layout.tags_end == len(lead) == layout.first
+    assert layout.trailing_start == len(lead) + len(frames)
+    assert layout.header == plain.header == "Info" and len(layout.frames) == len(plain.frames)
+    assert [f - len(lead) for f in layout.frames] == list(plain.frames)
+    # tensorflow-io's decoder (minimp3) strips ID3v1 and an APE tag before it; other trailing bytes make it
+    # drop the last frame, so it decodes less than the Info frame announces (a file the manifest rejects)
+    data = lead + frames + ape + id3v1
+    (tmp_path / "tagged.mp3").write_bytes(data)
+    info = mf.inspect_file(tmp_path / "tagged.mp3")
+    assert info.ok, info.reason
+    assert (info.audio_start - len(lead), info.audio_end - len(lead)) == plain.audio_range(
+        info.samples, MP3_WARMUP_SAMPLES
+    )
+
+
+def test_mp3_whose_sample_rate_changes_mid_file_is_garbage(tmp_path):
+    import audio_fixtures as afx
+
+    glued = tmp_path / "glued.mp3"
+    first = afx.path("mp3/lame_cbr32_16k_mono.mp3").read_bytes()
+    glued.write_bytes(first + afx.path("mp3/ffmpeg_cbr128_44k_stereo_plain.mp3").read_bytes())
+    info = mf.inspect_file(glued)
+    assert info.status == "garbage"
+    assert info.detail == (
+        f"sample rate changes from 16000 Hz to 44100 Hz at byte {len(first)}: a concatenation of different streams"
+    )
+
+
+def test_scanner_version_change_rescans_the_cache(data_dir, monkeypatch):
+    _, first = mf.validate(_catalog(data_dir))
+    monkeypatch.setattr(mf, "SCANNER_VERSION", mf.SCANNER_VERSION + 1)
+    _, again = mf.validate(_catalog(data_dir))
+    assert again.scanned == len(first) and again.reused == 0

@@ -92,7 +92,8 @@ class ClipTable:
     """Per-clip constants as tensors, gathered by clip index inside the graph.
 
     paths [n] string, rates [n] int64 (Hz), labels [n, n_tags] float32, formats (one Python str when all files
-    share a format, else [n] string).
+    share a format, else [n] string), samples [n] int64 (decoded samples per channel; 0 = unknown),
+    audio_start / audio_end [n] int64 (bytes: an mp3's audio frames, ``Manifest.audio_range``; 0 = unknown).
     """
 
     def __init__(self, clips: Sequence[Clip], manifest: Any = None):
@@ -105,10 +106,15 @@ class ClipTable:
         self.format: str | tf.Tensor = formats[0] if len(set(formats)) == 1 else tf.constant(formats)
         rates = file_rates(clips, manifest)
         self.rate: int | tf.Tensor = rates[0] if len(set(rates)) == 1 else tf.constant(rates, tf.int64)
-        # decoded samples per channel (a Manifest knows them; 0 = unknown): sizes the MP3 window slices
+        # decoded samples per channel and the byte range of the audio frames (a Manifest knows them; 0 =
+        # unknown): size and place the MP3 window slices
         lengths = getattr(manifest, "samples", None)
         known = callable(lengths) and not isinstance(manifest, Mapping) and "mp3" in formats
         self.samples = tf.constant([int(lengths(c.path)) for c in clips] if known else [0] * self.n, tf.int64)
+        audio_range = getattr(manifest, "audio_range", None) if known else None
+        ranges = [audio_range(c.path) for c in clips] if callable(audio_range) else [(0, 0)] * self.n
+        self.audio_start = tf.constant([r[0] for r in ranges], tf.int64)
+        self.audio_end = tf.constant([r[1] for r in ranges], tf.int64)
         self.any_mp3 = "mp3" in formats
 
     def train_window(
@@ -130,8 +136,9 @@ class ClipTable:
         def sliced() -> tf.Tensor:
             contents = tf.io.read_file(tf.gather(self.paths, index))
             return audio.mp3_random_window(
-                contents, tf.gather(self.samples, index), rate, spec.sample_rate, spec.window, seed, align
-            )
+                contents, tf.gather(self.samples, index), rate, spec.sample_rate, spec.window, seed, align,
+                tf.gather(self.audio_start, index), tf.gather(self.audio_end, index),
+            )  # fmt: skip
 
         if isinstance(fmt, str):
             return sliced()  # all files are MP3
