@@ -333,8 +333,8 @@ def first_success(attempt, fallback) -> tf.Tensor:
     the enclosing function). TensorFlow has no try/except op; a one-element ``tf.data`` pipeline gives one:
     ``attempt`` mapped over one element with ``ignore_errors()`` yields nothing when it raised, and the
     fallback dataset concatenated after it supplies the element then; ``take(1)`` keeps the fallback from
-    running otherwise. Measured on 2 busy cores: ~0.1 ms per call (``bench pipeline``'s mp3 slice case: the
-    slice decode, ~3 ms, dominates).
+    running otherwise. Measured (1 thread, 2 cores under load): ~0.14 ms per call (a trivial map: 166 vs
+    29 us per element), against ~6 ms for the slice decode of a 59,049-sample window at 16 kHz.
     """
     one = tf.data.Dataset.from_tensors(tf.constant(0, tf.int32))
     tried = one.map(lambda _: attempt()).ignore_errors()
