@@ -17,8 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
+from hvd_magtag.analysis import extract, filters, introspect, sonify, stats
 from hvd_magtag.analysis import featuremaps as fm
-from hvd_magtag.analysis import filters
+from hvd_magtag.models import names
 from hvd_magtag.models.registry import FbankSpec, ModelSpec
 
 RATE = 16000
@@ -132,10 +133,10 @@ def test_level_below_follows_the_graph_and_activation_tap():
     x = keras.layers.Conv1D(4, 3, padding="same", name="conv2")(x)
     model = keras.Model(inputs, [x, s])
     model.spec = ModelSpec(input="raw", sample_rate=RATE, window=81)
-    infos = {i.name: i for i in fm.describe_layers(model, model.spec, tap="activation")}
+    infos = {i.name: i for i in introspect.describe_layers(model, model.spec, tap="activation")}
     below = {name: info.below for name, info in infos.items()}
     assert below == {
-        "conv0": fm.INPUT_LEVEL,
+        "conv0": introspect.INPUT_LEVEL,
         "conv1a": "conv0",
         "conv1b": "conv1a",
         "shortcut2": "conv1b",  # through the Add: the main path, not the identity shortcut back to conv0
@@ -146,10 +147,10 @@ def test_level_below_follows_the_graph_and_activation_tap():
     )
     taps = {name: info.tap for name, info in infos.items()}
     assert taps["conv0"] == "relu0" and taps["conv1a"] == "relu1a" and taps["conv1b"] == "conv1b"
-    maps, _ = fm.feature_maps(
+    maps, _ = extract.feature_maps(
         model,
         np.random.default_rng(0).standard_normal(162).astype(np.float32),
-        extractor=fm.map_extractor(model, ["conv0"], tap="activation"),
+        extractor=extract.map_extractor(model, ["conv0"], tap="activation"),
     )
     assert maps["conv0"].min() >= 0.0  # after the ReLU
 
@@ -159,22 +160,22 @@ def test_upsampled_map_keeps_its_frequency_in_hz():
     rate, tone = 2000.0, 300.0
     t = np.arange(int(rate)) / rate
     maps = np.sin(2 * np.pi * tone * t)[:, None] + 5.0  # with DC, which must go
-    audio = fm.sonify_1d(maps, rate, RATE, RATE)
+    audio = sonify.sonify_1d(maps, rate, RATE, RATE)
     assert audio.shape == (RATE, 1)
     assert abs(float(audio.mean())) < 1e-3
     spectrum = np.abs(np.fft.rfft(audio[:, 0]))
     assert np.fft.rfftfreq(RATE, 1 / RATE)[np.argmax(spectrum)] == pytest.approx(tone, abs=1.0)
     rms_db = 20 * math.log10(float(np.sqrt(np.mean(audio**2))))
-    assert rms_db == pytest.approx(fm.TARGET_RMS_DBFS, abs=0.5)
+    assert rms_db == pytest.approx(sonify.TARGET_RMS_DBFS, abs=0.5)
 
 
 def test_loudness_limiter_caps_peaks_and_keeps_silence_silent():
     spiky = np.zeros(1000)
     spiky[::100] = 1.0
-    y = fm.normalise_loudness(spiky)
-    assert np.abs(y).max() <= 10 ** (fm.PEAK_CEILING_DBFS / 20) + 1e-6
+    y = sonify.normalise_loudness(spiky)
+    assert np.abs(y).max() <= 10 ** (sonify.PEAK_CEILING_DBFS / 20) + 1e-6
     assert np.abs(y).max() > 0.5
-    assert not fm.normalise_loudness(np.full(100, 3.0)).any()
+    assert not sonify.normalise_loudness(np.full(100, 3.0)).any()
 
 
 def strided_model(window: int, stride: int, channels: int = 3):
@@ -215,18 +216,18 @@ def test_layer_selection_and_superpool_encoder():
     x = keras.layers.Reshape((window, 1))(w_in)
     x = keras.layers.Conv1D(2, 3, strides=3, name="conv0")(x)
     x = keras.layers.Conv1D(2, 3, padding="same", name="conv1")(x)
-    encoder = keras.Model(w_in, keras.layers.GlobalMaxPooling1D()(x), name=fm.WINDOW_ENCODER)
+    encoder = keras.Model(w_in, keras.layers.GlobalMaxPooling1D()(x), name=names.WINDOW_ENCODER)
     inputs = keras.Input((4, window))
     model = keras.Model(inputs, keras.layers.TimeDistributed(encoder)(inputs))
     model.spec = ModelSpec(input="raw", sample_rate=RATE, window=window, windowing="superpool", n_windows=4)
-    assert fm.encoder_of(model) is encoder
-    maps, infos = fm.feature_maps(model, np.ones(window * 2 + 7, np.float32), ["conv1"])
+    assert introspect.encoder_of(model) is encoder
+    maps, infos = extract.feature_maps(model, np.ones(window * 2 + 7, np.float32), ["conv1"])
     assert [i.name for i in infos] == ["conv1"] and maps["conv1"].shape == (
         math.ceil((2 * window + 7) / 3),
         2,
     )
-    with pytest.raises(fm.AnalysisError, match="conv9.*conv0, conv1"):
-        fm.select_layers(fm.describe_layers(encoder, model.spec), ["conv9"])
+    with pytest.raises(introspect.AnalysisError, match="conv9.*conv0, conv1"):
+        introspect.select_layers(introspect.describe_layers(encoder, model.spec), ["conv9"])
 
 
 # -- spectrogram (Conv2D) models ------------------------------------------------------------------------------
@@ -246,14 +247,14 @@ def test_fbank_maps_profile_peaks_at_tone_band_and_vocoder_duration():
     tone = 2000.0
     n = 3000
     wave = (0.5 * np.sin(2 * np.pi * tone * np.arange(n) / RATE)).astype(np.float32)
-    maps, infos = fm.feature_maps(model, wave)
+    maps, infos = extract.feature_maps(model, wave)
     assert [i.kind for i in infos] == ["2d", "2d"]
     assert maps["conv1"].shape[1:] == (n_mels, 2) and maps["conv2"].shape[1:] == (n_mels // 2, 2)
-    profiles = fm.mel_profiles(maps["conv1"], n_mels)  # identity 1x1 conv: the log-mel profile itself
-    centres = fm.mel_centres_hz(fbank, RATE)
+    profiles = stats.mel_profiles(maps["conv1"], n_mels)  # identity 1x1 conv: the log-mel profile itself
+    centres = sonify.mel_centres_hz(fbank, RATE)
     peak_band = int(np.argmax(profiles[0]))
     assert abs(centres[peak_band] - tone) <= (centres[peak_band + 1] - centres[peak_band - 1]) / 2
-    audio = fm.sonify_2d(maps["conv1"], spec, n)
+    audio = sonify.sonify_2d(maps["conv1"], spec, n)
     assert audio.shape == (n, 2) and np.sqrt(np.mean(audio**2)) > 0.03
     spectrum = np.abs(np.fft.rfft(audio[:, 0]))
     peak_hz = np.fft.rfftfreq(n, 1 / RATE)[np.argmax(spectrum)]

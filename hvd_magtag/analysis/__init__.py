@@ -11,3 +11,7 @@ Command line::
     python -m hvd_magtag.analysis featuremaps RUN_DIR --clip PATH_OR_ID [--layers conv1,conv3] [--compare RUN_DIR2]
     python -m hvd_magtag.analysis filters RUN_DIR [--clips N] [--axis log|mel]
 """
+
+#: Where a conv layer's map is taken: its own output, or after the batch norm / activation following it.
+#: (Here, not in :mod:`~hvd_magtag.analysis.introspect`, so the command line's ``--help`` needs no TensorFlow.)
+TAPS = ("conv", "activation")

@@ -7,8 +7,7 @@ import logging
 import sys
 import time
 
-from hvd_magtag.analysis import plots
-from hvd_magtag.analysis.featuremaps import TAPS
+from hvd_magtag.analysis import TAPS, plots
 
 TAP_HELP = "where a layer's map is taken: the conv output (default) or after its batch norm/activation"
 

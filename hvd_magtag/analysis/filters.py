@@ -45,20 +45,17 @@ from pathlib import Path
 import numpy as np
 
 from hvd_magtag.analysis import plots
-from hvd_magtag.analysis.featuremaps import (
+from hvd_magtag.analysis.clips import load_audio, resolve_clip
+from hvd_magtag.analysis.extract import feature_maps, map_extractor
+from hvd_magtag.analysis.introspect import (
     INPUT_LEVEL,
     AnalysisError,
     ConvLayerInfo,
     conv_layers,
     describe_layers,
     encoder_of,
-    feature_maps,
-    load_audio,
-    map_extractor,
-    mel_centres_hz,
-    resolve_clip,
-    stretch_axis,
 )
+from hvd_magtag.analysis.sonify import mel_centres_hz, stretch_axis
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +287,84 @@ def probe_waveforms(
     return waves, [p.name for p in paths]
 
 
+def _kernel_figures(out: Path, encoder, infos: list[ConvLayerInfo], axis: str) -> list[str]:
+    """(1) for a 1-D first layer: ``kernels_<layer>.*``; returns index lines."""
+    if infos[0].kind != "1d":
+        return []
+    first = conv_layers(encoder)[0]
+    freqs, mag = kernel_responses(first, infos[0].in_rate_hz)
+    order = peak_order(freqs, mag)
+    stem = out / f"kernels_{first.name}"
+    plots.heatmap(
+        stem,
+        freqs,
+        mag[order],
+        f"{first.name}: kernel |FFT| (n={len(freqs) * 2 - 2}), sorted by peak frequency",
+        axis,
+        xmax_hz=infos[0].in_rate_hz / 2,
+        extra={"channels": order, "peak_hz": peak_frequencies(freqs, mag[order])},
+    )
+    return [f"- kernel responses of the first layer: [{stem.name}.png]({stem.name}.png)"]
+
+
+def _spectrum_figures(out: Path, model, waves, axis: str, tap: str, title: str) -> list[str]:
+    """(2) + (3) for 1-D layers: ``spectra/<layer>.*``, ``transfer/<layer>.*``, ``transfer_overview.*``."""
+    lines = []
+    levels, _ = average_spectra(model, waves, tap=tap)
+    transfers = transfer_estimates(levels)
+    for folder, group, what in (
+        ("spectra", levels[1:], "map magnitude spectrum, mean over clips"),
+        ("transfer", transfers, "transfer estimate vs the level below"),
+    ):
+        for lv in group:
+            order = peak_order(lv.freqs_hz, lv.mag)
+            plots.heatmap(
+                out / folder / lv.name,
+                lv.freqs_hz,
+                lv.mag[order],
+                f"{lv.name} ({lv.rate_hz:.1f} Hz): {what}",
+                axis,
+                xmax_hz=lv.rate_hz / 2,
+                extra={"channels": order, "rate_hz": np.array(lv.rate_hz)},
+            )
+            lines.append(f"- {folder}/{lv.name}: [png]({folder}/{lv.name}.png)")
+    plots.stacked_heatmaps(
+        out / "transfer_overview",
+        [(lv.name, lv.freqs_hz, lv.mag[peak_order(lv.freqs_hz, lv.mag)]) for lv in transfers],
+        f"{title}: transfer estimates per layer (each covers 0..rate/2)",
+        axis,
+        model.spec.sample_rate / 2,
+    )
+    return [*lines, "- all layers on one audio axis: [transfer_overview.png](transfer_overview.png)"]
+
+
+def _profile_figures(out: Path, model, waves, axis: str, tap: str) -> list[str]:
+    """2-D layers: ``profiles/<layer>.*`` and ``profile_transfer/<layer>.*``."""
+    lines = []
+    profiles, profile_transfer = mel_profile_levels(model, waves, tap)
+    for folder, group, what in (
+        ("profiles", profiles, "mean-over-time mel profile"),
+        ("profile_transfer", profile_transfer, "RMS profile vs the layer below"),
+    ):
+        is_profile = folder == "profiles"
+        for lv in group:
+            order = peak_order(lv.freqs_hz, lv.mag)
+            plots.heatmap(
+                out / folder / lv.name,
+                lv.freqs_hz,
+                lv.mag[order],
+                f"{lv.name}: {what}",
+                axis,
+                xmax_hz=model.spec.sample_rate / 2,
+                extra={"channels": order},
+                db=not is_profile,
+                colorbar_label="mean map value" if is_profile else "dB re max",
+                ylabel="channel (sorted by peak mel band)",
+            )
+            lines.append(f"- {folder}/{lv.name}: [png]({folder}/{lv.name}.png)")
+    return lines
+
+
 def run_filters(
     run_dir: str | Path,
     n_clips: int = 4,
@@ -313,83 +388,18 @@ def run_filters(
         raise AnalysisError(f"--axis must be one of {', '.join(plots.AXES)}, got {axis!r}")
     run = RunDir(run_dir)
     model = run.load_model(which)
-    spec = model.spec
     out = Path(out).expanduser().resolve() if out else run.path / "analysis" / "filters"
     out.mkdir(parents=True, exist_ok=True)
-    nyquist = spec.sample_rate / 2
     lines = [f"# Filters of {run.path.name} ({getattr(model, 'registry_name', model.name)})", ""]
-
     encoder = encoder_of(model)
-    infos = describe_layers(encoder, spec)
-    first = conv_layers(encoder)[0]
-    if infos[0].kind == "1d":
-        freqs, mag = kernel_responses(first, infos[0].in_rate_hz)
-        order = peak_order(freqs, mag)
-        stem = out / f"kernels_{first.name}"
-        plots.heatmap(
-            stem,
-            freqs,
-            mag[order],
-            f"{first.name}: kernel |FFT| (n={len(freqs) * 2 - 2}), sorted by peak frequency",
-            axis,
-            xmax_hz=infos[0].in_rate_hz / 2,
-            extra={"channels": order, "peak_hz": peak_frequencies(freqs, mag[order])},
-        )
-        lines.append(f"- kernel responses of the first layer: [{stem.name}.png]({stem.name}.png)")
-
+    infos = describe_layers(encoder, model.spec)
+    lines += _kernel_figures(out, encoder, infos, axis)
     waves, names = probe_waveforms(run, model, n_clips, clip_args or [], noise, seconds)
     lines.append(f"- averaged over {len(waves)} clip(s): {', '.join(names)}")
     if any(i.kind == "1d" for i in infos):
-        levels, _ = average_spectra(model, waves, tap=tap)
-        transfers = transfer_estimates(levels)
-        for folder, group, what in (
-            ("spectra", levels[1:], "map magnitude spectrum, mean over clips"),
-            ("transfer", transfers, "transfer estimate vs the level below"),
-        ):
-            for lv in group:
-                order = peak_order(lv.freqs_hz, lv.mag)
-                stem = out / folder / lv.name
-                plots.heatmap(
-                    stem,
-                    lv.freqs_hz,
-                    lv.mag[order],
-                    f"{lv.name} ({lv.rate_hz:.1f} Hz): {what}",
-                    axis,
-                    xmax_hz=lv.rate_hz / 2,
-                    extra={"channels": order, "rate_hz": np.array(lv.rate_hz)},
-                )
-                lines.append(f"- {folder}/{lv.name}: [png]({folder}/{lv.name}.png)")
-        plots.stacked_heatmaps(
-            out / "transfer_overview",
-            [(lv.name, lv.freqs_hz, lv.mag[peak_order(lv.freqs_hz, lv.mag)]) for lv in transfers],
-            f"{run.path.name}: transfer estimates per layer (each covers 0..rate/2)",
-            axis,
-            nyquist,
-        )
-        lines.append("- all layers on one audio axis: [transfer_overview.png](transfer_overview.png)")
+        lines += _spectrum_figures(out, model, waves, axis, tap, run.path.name)
     if any(i.kind == "2d" for i in infos):
-        profiles, profile_transfer = mel_profile_levels(model, waves, tap)
-        for folder, group, what in (
-            ("profiles", profiles, "mean-over-time mel profile"),
-            ("profile_transfer", profile_transfer, "RMS profile vs the layer below"),
-        ):
-            for lv in group:
-                is_profile = folder == "profiles"
-                order = peak_order(lv.freqs_hz, lv.mag)
-                stem = out / folder / lv.name
-                plots.heatmap(
-                    stem,
-                    lv.freqs_hz,
-                    lv.mag[order],
-                    f"{lv.name}: {what}",
-                    axis,
-                    xmax_hz=nyquist,
-                    extra={"channels": order},
-                    db=not is_profile,
-                    colorbar_label="mean map value" if is_profile else "dB re max",
-                    ylabel="channel (sorted by peak mel band)",
-                )
-                lines.append(f"- {folder}/{lv.name}: [png]({folder}/{lv.name}.png)")
+        lines += _profile_figures(out, model, waves, axis, tap)
     lines += [
         "",
         "Numbers for each figure are beside it (.npz, .csv). See hvd_magtag.analysis.filters for the method.",

@@ -1,0 +1,46 @@
+"""Per-channel statistics of conv maps: loudness, dominant frequency, frequency profiles, channel order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hvd_magtag.analysis.sonify import mel_centres_hz, stretch_axis
+
+#: A channel whose map RMS is below this (relative to the layer's loudest channel) is called silent.
+SILENT_RELATIVE_RMS = 1e-6
+
+
+def channel_rms(maps: np.ndarray) -> np.ndarray:
+    """RMS of each channel's map about its mean: ``[..., channels] -> [channels]``."""
+    axes = tuple(range(maps.ndim - 1))
+    return np.sqrt(np.mean((maps - maps.mean(axis=axes, keepdims=True)) ** 2, axis=axes))
+
+
+def by_dominant_frequency(dominant_hz: np.ndarray) -> np.ndarray:
+    """Channel order by dominant frequency, ascending (channels without one, NaN, last): ``[channels]``."""
+    d = np.asarray(dominant_hz, np.float64)
+    return np.lexsort((np.arange(len(d)), np.nan_to_num(d, nan=np.inf)))
+
+
+def dominant_frequency_1d(maps: np.ndarray, rate_hz: float) -> np.ndarray:
+    """Peak frequency (Hz, DC excluded) of each channel's Welch spectrum: [channels] (NaN if too short)."""
+    from scipy.signal import welch
+
+    steps = maps.shape[0]
+    if steps < 4:
+        return np.full(maps.shape[1], np.nan)
+    freqs, psd = welch(maps, fs=rate_hz, nperseg=min(256, steps), axis=0, detrend="constant")
+    return freqs[1:][np.argmax(psd[1:], axis=0)]
+
+
+def dominant_frequency_2d(maps: np.ndarray, spec) -> np.ndarray:
+    """Centre (Hz) of the mel band where each channel's time-averaged map peaks: [channels]."""
+    profiles = mel_profiles(maps, spec.fbank.n_mels)  # [channels, n_mels]
+    return mel_centres_hz(spec.fbank, spec.sample_rate)[np.argmax(profiles, axis=1)]
+
+
+def mel_profiles(maps: np.ndarray, n_mels: int) -> np.ndarray:
+    """Per-channel frequency profile of 2-D maps [time, freq, channels]: mean over time, upsampled to
+    ``n_mels`` along the mel axis -> [channels, n_mels]."""
+    profile = np.asarray(maps, np.float64).mean(axis=0)  # [freq, channels]
+    return stretch_axis(profile, n_mels, 0).T
