@@ -144,7 +144,7 @@ def average_spectra(
     """Input and per-conv-layer average magnitude spectra over ``waveforms`` (float32 [samples] each).
 
     Returns ([input level, one level per 1-D conv layer], infos of those layers). 2-D layers are skipped
-    (see :func:`mel_profile_levels`). ``tap`` as in :func:`~hvd_magtag.analysis.featuremaps.map_extractor`.
+    (see :func:`mel_profile_levels`). ``tap`` as in :func:`~hvd_magtag.analysis.extract.map_extractor`.
     """
     spec = model.spec
     if not waveforms:
