@@ -37,11 +37,12 @@ _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
 def _keras_model(run: RunDir, weights: str, precision: str):
+    from hvd_magtag.models.weights import load_weights
     from hvd_magtag.train import build_model
 
     info = run.info
     model = build_model(info["model"], len(info["tags"]), info.get("overrides", {}), _POLICIES[precision])
-    model.load_weights(str(run.weights_path(weights)))
+    load_weights(model, run.weights_path(weights))  # also weights files of the 0.1.0 layout
     return model
 
 
