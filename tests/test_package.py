@@ -64,6 +64,7 @@ def test_wheel_holds_every_module_and_packaged_file(wheel):
         "hvd_magtag/resources/datasets/mtat/top50_tags.txt",
         "hvd_magtag/resources/notebooks/explore.ipynb",
         "hvd_magtag/resources/notebooks/grids/kernel_size.yaml",
+        "hvd_magtag/resources/templates/featuremaps.html.j2",
     ):
         assert must in names
 

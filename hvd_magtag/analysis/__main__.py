@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fm.add_argument("--weights", default="best", help="best | last | path to a .weights.h5 (default best)")
     fm.add_argument("--tap", choices=TAPS, default="conv", help=TAP_HELP)
+    fm.add_argument(
+        "--with-filters",
+        action="store_true",
+        help="run `filters` on this clip for each run first, so its heatmaps sit beside the layers",
+    )
 
     fi = sub.add_parser(
         "filters", help="kernel responses, map spectra and layer transfer estimates (PNG+SVG+npz/CSV)"
@@ -94,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 duration_seconds=args.duration,
                 which=args.weights,
                 tap=args.tap,
+                with_filters=args.with_filters,
             )
         else:
             out = run_filters(

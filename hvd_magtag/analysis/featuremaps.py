@@ -14,20 +14,20 @@ Typical use::
 from __future__ import annotations
 
 import csv
-import html
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hvd_magtag.analysis import images, page
 from hvd_magtag.analysis.clips import load_audio, resolve_clip, to_pcm16, write_wav
 from hvd_magtag.analysis.extract import feature_maps, map_extractor
-from hvd_magtag.analysis.introspect import AnalysisError
-from hvd_magtag.analysis.sonify import TARGET_RMS_DBFS, sonify_1d, sonify_2d
+from hvd_magtag.analysis.introspect import AnalysisError, ConvLayerInfo
+from hvd_magtag.analysis.sonify import sonify_1d, sonify_2d
 from hvd_magtag.analysis.stats import (
     SILENT_RELATIVE_RMS,
     channel_rms,
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ChannelRow:
+    """One rendered channel (a row of ``index.csv``); paths are relative to the page's folder."""
+
     run: str
     layer: str
     channel: int
@@ -47,7 +49,49 @@ class ChannelRow:
     rms: float
     dominant_hz: float
     silent: bool
-    wav: str  # path relative to the index
+    wav: str
+    image: str = ""
+
+
+@dataclass
+class RunRender:
+    """What :func:`render_run` made for one run: its layers (in order) and one row per channel."""
+
+    label: str
+    model: str
+    spec: Any
+    layers: list[ConvLayerInfo] = field(default_factory=list)
+    shows: dict[str, str] = field(default_factory=dict)  # layer -> what its channel images show
+    rows: list[ChannelRow] = field(default_factory=list)
+
+
+def _render_layer(
+    info: ConvLayerInfo, maps: np.ndarray, spec, n_samples: int, layer_dir: Path, max_channels: int
+):
+    """Sonify, picture and describe one layer's channels: (rows without run/paths, what the images show)."""
+    rms = channel_rms(maps)
+    channels = np.arange(info.channels)
+    if max_channels and max_channels < info.channels:
+        channels = np.sort(np.argsort(-rms, kind="stable")[:max_channels])
+    sub = maps[..., channels]
+    if info.kind == "1d":
+        audio = sonify_1d(sub, info.rate_hz, spec.sample_rate, n_samples)
+        dominant = dominant_frequency_1d(sub, info.rate_hz)
+    else:
+        audio = sonify_2d(sub, spec, n_samples)
+        dominant = dominant_frequency_2d(sub, spec)
+    pictures, shows = images.channel_images(sub, info.kind, info.rate_hz)
+    layer_dir.mkdir(parents=True, exist_ok=True)
+    loudest = float(rms.max()) if rms.size else 0.0
+    pcm = to_pcm16(audio.T)  # [channels, samples]
+    made = []
+    for k, c in enumerate(channels):
+        wav, png = layer_dir / f"ch{c:03d}.wav", layer_dir / f"ch{c:03d}.png"
+        write_wav(wav, pcm[k], spec.sample_rate)
+        images.save_image(png, pictures[k])
+        silent = bool(rms[c] <= SILENT_RELATIVE_RMS * max(loudest, 1e-30))
+        made.append((int(c), float(rms[c]), float(dominant[k]), silent, wav, png))
+    return made, shows
 
 
 def render_run(
@@ -59,13 +103,21 @@ def render_run(
     max_channels: int = 0,
     tap: str = "conv",
 ) -> list[ChannelRow]:
-    """Extract, save and sonify every selected conv layer of ``model`` for ``waveform``.
+    """Extract, save, sonify and picture every selected conv layer of ``model`` for ``waveform``.
 
     Writes ``out_dir/featuremaps.npz`` ({layer: map}, ``__layers__``, ``__rates_hz__``, ``__strides__``,
-    ``__sample_rate__``), ``out_dir/layers.json`` and ``out_dir/<layer>/ch<NNN>.wav``. ``max_channels`` > 0
-    keeps only the loudest (highest map RMS) channels of each layer; ``tap`` as in :func:`map_extractor`.
-    Returns one row per written channel.
+    ``__sample_rate__``), ``out_dir/layers.json`` and ``out_dir/<layer>/ch<NNN>.wav`` + ``.png``
+    (:mod:`~hvd_magtag.analysis.images`). ``max_channels`` > 0 keeps only the loudest (highest map RMS)
+    channels of each layer; ``tap`` as in :func:`~hvd_magtag.analysis.extract.map_extractor`. Returns one
+    row per written channel (see :func:`render_run_details` for the layers too).
     """
+    return render_run_details(model, waveform, out_dir, run_label, layer_names, max_channels, tap).rows
+
+
+def render_run_details(
+    model, waveform, out_dir: Path, run_label: str, layer_names=None, max_channels=0, tap="conv"
+):
+    """:func:`render_run`, returning the :class:`RunRender` (layers, what their images show, rows)."""
     spec = model.spec
     out_dir.mkdir(parents=True, exist_ok=True)
     maps, infos = feature_maps(model, waveform, extractor=map_extractor(model, layer_names, tap))
@@ -78,106 +130,43 @@ def render_run(
         **maps,
     )
     (out_dir / "layers.json").write_text(json.dumps([asdict(i) for i in infos], indent=2) + "\n")
-    n_samples = len(waveform)
-    rows: list[ChannelRow] = []
+    result = RunRender(run_label, getattr(model, "registry_name", model.name), spec, list(infos))
     for info in infos:
-        m = maps[info.name]
-        rms = channel_rms(m)
-        channels = np.arange(info.channels)
-        if max_channels and max_channels < info.channels:
-            channels = np.sort(np.argsort(-rms, kind="stable")[:max_channels])
-        sub = m[..., channels]
-        if info.kind == "1d":
-            audio = sonify_1d(sub, info.rate_hz, spec.sample_rate, n_samples)
-            dominant = dominant_frequency_1d(sub, info.rate_hz)
-        else:
-            audio = sonify_2d(sub, spec, n_samples)
-            dominant = dominant_frequency_2d(sub, spec)
-        layer_dir = out_dir / info.name
-        layer_dir.mkdir(exist_ok=True)
-        loudest = float(rms.max()) if rms.size else 0.0
-        pcm = to_pcm16(audio.T)  # [channels, samples]
-        for k, c in enumerate(channels):
-            wav = layer_dir / f"ch{c:03d}.wav"
-            write_wav(wav, pcm[k], spec.sample_rate)
-            rows.append(
-                ChannelRow(
-                    run=run_label,
-                    layer=info.name,
-                    channel=int(c),
-                    rate_hz=float(info.rate_hz),
-                    rms=float(rms[c]),
-                    dominant_hz=float(dominant[k]),
-                    silent=bool(rms[c] <= SILENT_RELATIVE_RMS * max(loudest, 1e-30)),
-                    wav=os.path.relpath(wav, out_dir.parent),
-                )
+        made, result.shows[info.name] = _render_layer(
+            info, maps[info.name], spec, len(waveform), out_dir / info.name, max_channels
+        )
+        for c, rms, dominant, silent, wav, png in made:
+            rel = os.path.relpath(wav, out_dir.parent), os.path.relpath(png, out_dir.parent)
+            result.rows.append(
+                ChannelRow(run_label, info.name, c, float(info.rate_hz), rms, dominant, silent, *rel)
             )
-        log.info("%s: %s %d channels at %.1f Hz", run_label, info.name, len(channels), info.rate_hz)
-    return rows
+        log.info("%s: %s %d channels at %.1f Hz", run_label, info.name, len(made), info.rate_hz)
+    return result
 
 
 def _fmt_hz(v: float) -> str:
     return "" if not np.isfinite(v) else f"{v:.1f}"
 
 
-def write_index(out: Path, rows: list[ChannelRow], clip_wav: str, title: str, tap: str = "conv") -> None:
-    """``index.html`` (a table with <audio> players; runs side by side), ``index.md`` and ``index.csv``."""
-    where = "conv outputs" if tap == "conv" else "conv outputs after their batch norm / activation"
-    fields = list(ChannelRow.__dataclass_fields__)
+def write_tables(out: Path, rows: list[ChannelRow], clip_wav: str, title: str, tap: str = "conv") -> None:
+    """``index.md`` (a table linking every channel's WAV) and ``index.csv`` (one row per channel)."""
     with open(out / "index.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+        writer = csv.DictWriter(f, fieldnames=list(ChannelRow.__dataclass_fields__))
         writer.writeheader()
         for r in rows:
             writer.writerow(asdict(r))
-    md = [f"# {title}", "", f"Input clip: [{clip_wav}]({clip_wav}); maps are {where}.", ""]
+    md = [f"# {title}", "", f"Input clip: [{clip_wav}]({clip_wav}); maps are {page.tap_text(tap)}.", ""]
     md += [
-        "| run | layer | channel | rate (Hz) | RMS | dominant (Hz) | audio |",
-        "|---|---|---|---|---|---|---|",
+        "| run | layer | channel | rate (Hz) | RMS | dominant (Hz) | audio | image |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         note = " (silent)" if r.silent else ""
         md.append(
             f"| {r.run} | {r.layer} | {r.channel} | {r.rate_hz:.1f} | {r.rms:.4g} | "
-            f"{_fmt_hz(r.dominant_hz)} | [wav]({r.wav}){note} |"
+            f"{_fmt_hz(r.dominant_hz)} | [wav]({r.wav}){note} | [png]({r.image}) |"
         )
     (out / "index.md").write_text("\n".join(md) + "\n")
-
-    runs = list(dict.fromkeys(r.run for r in rows))
-    keyed: dict[tuple[str, int], dict[str, ChannelRow]] = {}
-    for r in rows:
-        keyed.setdefault((r.layer, r.channel), {})[r.run] = r
-    esc = html.escape
-    head = "".join(f"<th colspan=4>{esc(run)}</th>" for run in runs)
-    sub = "<th>rate (Hz)</th><th>RMS</th><th>dominant (Hz)</th><th>listen</th>" * len(runs)
-    body = []
-    for (layer, channel), per_run in keyed.items():
-        cells = []
-        for run in runs:
-            r = per_run.get(run)
-            if r is None:
-                cells.append("<td colspan=4>-</td>")
-                continue
-            cls = ' class="silent"' if r.silent else ""
-            cells.append(
-                f"<td>{r.rate_hz:.1f}</td><td{cls}>{r.rms:.4g}</td><td>{_fmt_hz(r.dominant_hz)}</td>"
-                f'<td><audio controls preload="none" src="{esc(r.wav)}"></audio></td>'
-            )
-        body.append(f"<tr><td>{esc(layer)}</td><td>{channel}</td>{''.join(cells)}</tr>")
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>body{{font-family:sans-serif}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 6px;font-size:13px}} .silent{{color:#b00}}</style></head>
-<body><h1>{esc(title)}</h1>
-<p>Input clip: <audio controls preload="none" src="{esc(clip_wav)}"></audio></p>
-<p>Maps are {where}. Each channel's map is upsampled from the layer rate to the audio rate (polyphase), DC removed and
-normalised to {TARGET_RMS_DBFS:g} dBFS RMS with a soft peak limiter; 2-D maps are noise-vocoded through the
-mel filterbank. RMS is of the map itself (before normalisation); dominant = peak of the map's spectrum
-(1-D) or centre of the mel band where the channel's time-averaged map peaks (2-D); red = silent channel.</p>
-<table><tr><th rowspan=2>layer</th><th rowspan=2>channel</th>{head}</tr><tr>{sub}</tr>
-{chr(10).join(body)}
-</table></body></html>
-"""
-    (out / "index.html").write_text(page)
 
 
 def run_featuremaps(
@@ -190,25 +179,25 @@ def run_featuremaps(
     duration_seconds: float | None = None,
     which: str = "best",
     tap: str = "conv",
+    with_filters: bool = False,
 ) -> Path:
     """The ``featuremaps`` command for one run (or two, side by side); returns the output folder.
 
     ``duration_seconds`` None = one model window of the first run (the whole clip if shorter); 0 = whole clip.
-    The output folder defaults to ``RUN_DIR/analysis/featuremaps/<clip stem>``.
+    The output folder defaults to ``RUN_DIR/analysis/featuremaps/<clip stem>``. Each run's filter figures
+    (``python -m hvd_magtag.analysis filters``, in ``RUN_DIR/analysis/filters``) are shown beside its layers
+    when present; ``with_filters`` computes them first (on this clip).
     """
     from hvd_magtag.rundir import RunDir
 
     runs = [RunDir(p) for p in run_dirs]
     src = resolve_clip(runs[0], clip)
     first_spec = runs[0].spec
-    if out is None:
-        out = runs[0].path / "analysis" / "featuremaps" / src.stem
-    out = Path(out).expanduser().resolve()
+    out = Path(out).expanduser().resolve() if out else runs[0].path / "analysis" / "featuremaps" / src.stem
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[ChannelRow] = []
-    labels = _run_labels(runs)
-    clip_wav = ""
-    for run, label in zip(runs, labels):
+    renders: list[RunRender] = []
+    clip_wav, input_png = "input.wav", "input.png"
+    for run, label in zip(runs, _run_labels(runs)):
         model = run.load_model(which)
         spec = model.spec
         waveform = load_audio(src, spec.sample_rate)
@@ -218,12 +207,24 @@ def run_featuremaps(
         waveform = waveform[begin:end]
         if waveform.size == 0:
             raise AnalysisError(f"--start {start_seconds}: beyond the end of {src}")
-        rows += render_run(model, waveform, out / label, label, layer_names, max_channels, tap)
-        if not clip_wav:
-            clip_wav = "input.wav"
+        renders.append(
+            render_run_details(model, waveform, out / label, label, layer_names, max_channels, tap)
+        )
+        if not renders[1:]:
             write_wav(out / clip_wav, np.clip(waveform, -1.0, 1.0), spec.sample_rate)
-    title = f"Feature maps of {src.name}: " + " vs ".join(labels)
-    write_index(out, rows, clip_wav, title, tap)
+            images.input_spectrogram(out / input_png, waveform, spec.sample_rate, f"input: {src.name}")
+        if with_filters:
+            from hvd_magtag.analysis.filters import run_filters
+
+            run_filters(run.path, clip_args=[str(src)], which=which, tap=tap)
+    title = f"Feature maps of {src.name}: " + " vs ".join(r.label for r in renders)
+    rows = [row for r in renders for row in r.rows]
+    write_tables(out, rows, clip_wav, title, tap)
+    filters = [
+        page.collect_filters(run.path / "analysis" / "filters", out / r.label)
+        for run, r in zip(runs, renders)
+    ]
+    page.write_page(out, title, src.name, clip_wav, input_png, renders, filters, tap)
     log.info("featuremaps: %d channels written under %s (open index.html)", len(rows), out)
     return out
 

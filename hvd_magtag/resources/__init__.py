@@ -8,6 +8,7 @@
 ``notebooks/<name>.ipynb``      papermill notebooks (experiment driver, report, dataset exploration);
                                 ``python -m hvd_magtag.notebooks copy DIR`` copies them out to edit
 ``notebooks/grids/<name>.yaml`` experiment grids for ``python -m hvd_magtag.experiments run``
+``templates/<name>.j2``         Jinja2 templates of the pages the package writes (the featuremaps page)
 =============================== ==========================================================================
 
 They are installed with the package (wheel or editable), so nothing here depends on a source checkout or the
