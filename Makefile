@@ -16,7 +16,7 @@ HOROVOD_FLAGS := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_MPI=1 HOROVOD_WITH_GLOO=
                  HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 MAKEFLAGS=-j$(shell nproc)
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install demo test test-fast lint lab bench clean-venv mpi
+.PHONY: install demo test test-fast lint lab bench clean-venv mpi test-deps
 
 install: $(STAMP)
 
@@ -54,7 +54,20 @@ $(STAMP): $(ROOT)/setup.cfg $(ROOT)/constraints.txt $(ROOT)/pyproject.toml | mpi
 demo: install
 	$(PY) -m hvd_magtag.demo $(if $(DATA),--data $(DATA)) $(if $(RUNS),--runs $(RUNS)) --np $(NP)
 
-test: install
+# Test-only OS packages: headless Chromium and its driver (tests/test_analysis_page.py opens the analysis page
+# in a real browser). Installed as root with apt like the MPI packages above; otherwise the exact command.
+TEST_PACKAGES := chromium chromium-driver
+test-deps:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "[test-deps] installing $(TEST_PACKAGES) (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; \
+	else \
+	  echo "error: headless Chromium missing. Run: sudo apt-get install -y $(TEST_PACKAGES)" >&2; exit 2; \
+	fi
+
+test: install test-deps
 	cd $(ROOT) && $(PY) -m pytest -q tests
 
 test-fast: install
