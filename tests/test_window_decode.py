@@ -100,7 +100,7 @@ def test_fallbacks_decode_the_whole_file(tmp_path):
 
 
 def test_training_pipeline_uses_slices_when_the_manifest_knows_lengths(tmp_path):
-    from hvd_magtag.data import pipeline
+    from hvd_magtag.data import examples, pipeline
     from hvd_magtag.data.catalog import Clip
     from hvd_magtag.data.manifest import Manifest, scan
     from hvd_magtag.models.registry import get_spec
@@ -112,7 +112,7 @@ def test_training_pipeline_uses_slices_when_the_manifest_knows_lengths(tmp_path)
         clips.append(Clip(f"c{i}", path, np.eye(4, dtype=np.float32)[i], "train"))
         wholes[path] = full[:, 0]
     manifest = Manifest(scan([c.path for c in clips], workers=1))
-    table = pipeline.ClipTable(clips, manifest)
+    table = examples.ClipTable(clips, manifest)
     assert table.samples.numpy().tolist() == [len(wholes[c.path]) for c in clips]
     ranges = [manifest.audio_range(c.path) for c in clips]
     assert list(zip(table.audio_start.numpy(), table.audio_end.numpy())) == ranges

@@ -26,16 +26,15 @@ Files are assumed decodable (validated by :mod:`hvd_magtag.data.manifest`): ther
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
-from hvd_magtag import audio
+from hvd_magtag.data import tfrecord
 from hvd_magtag.data.catalog import Clip
-from hvd_magtag.data.examples import MAX_EPOCHS, eval_windows, train_example
-from hvd_magtag.features import features_for, hop_alignment
+from hvd_magtag.data.examples import MAX_EPOCHS, ClipTable, eval_windows, train_example
+from hvd_magtag.features import features_for
 from hvd_magtag.models.registry import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -45,110 +44,6 @@ def steps_per_epoch(n_clips: int, batch_size: int, size: int = 1) -> int:
     """Optimizer steps per epoch, identical on every rank: ``n_clips // (batch_size * size)``
     (the remainder of each epoch's permutation is left out; a different remainder each epoch)."""
     return n_clips // (batch_size * size)
-
-
-# -- clip tables -----------------------------------------------------------------------------------------
-
-
-def file_rates(clips: Sequence[Clip], manifest: Any = None) -> list[int]:
-    """Sample rate (Hz) of each clip's file.
-
-    manifest: a :class:`hvd_magtag.data.manifest.Manifest` (``.rate(path)``), a plain ``{path: rate}`` dict,
-    or None (probe each file's header with tensorflow-io: slow for big datasets; validate once instead).
-    """
-    if manifest is None:
-        import tensorflow_io as tfio
-
-        if len(clips) > 1000:
-            log.warning(
-                "no manifest: probing the sample rate of %d files (run manifest.validate once)", len(clips)
-            )
-        return [int(tfio.audio.AudioIOTensor(c.path).rate.numpy()) for c in clips]
-    lookup = manifest.get if isinstance(manifest, Mapping) else manifest.rate
-    rates = []
-    for c in clips:
-        try:
-            rate = lookup(c.path)
-        except KeyError:
-            rate = None
-        if rate is None:
-            raise ValueError(f"{c.path}: not in the manifest; re-run manifest.validate on this catalog")
-        rates.append(int(rate))
-    return rates
-
-
-def file_formats(clips: Sequence[Clip], manifest: Any = None) -> list[str]:
-    """Decoder name (mp3 | wav | flac | ogg) of each clip's file: the format the manifest sniffed from the
-    file's first bytes when it has one (``Manifest.format(path)``), else the file extension."""
-    sniffed = getattr(manifest, "format", None)
-    out = []
-    for c in clips:
-        fmt = sniffed(c.path) if callable(sniffed) and not isinstance(manifest, Mapping) else ""
-        out.append(audio.FORMATS.get(fmt, "") or audio.format_of(c.path))
-    return out
-
-
-class ClipTable:
-    """Per-clip constants as tensors, gathered by clip index inside the graph.
-
-    paths [n] string, rates [n] int64 (Hz), labels [n, n_tags] float32, formats (one Python str when all files
-    share a format, else [n] string), samples [n] int64 (decoded samples per channel; 0 = unknown),
-    audio_start / audio_end [n] int64 (bytes: an mp3's audio frames, ``Manifest.audio_range``; 0 = unknown).
-    """
-
-    def __init__(self, clips: Sequence[Clip], manifest: Any = None):
-        if not clips:
-            raise ValueError("no clips to read: the split is empty (check the dataset root and split name)")
-        self.n = len(clips)
-        self.labels = tf.constant(np.stack([c.labels for c in clips]).astype(np.float32))
-        self.paths = tf.constant([c.path for c in clips])
-        formats = file_formats(clips, manifest)
-        self.format: str | tf.Tensor = formats[0] if len(set(formats)) == 1 else tf.constant(formats)
-        rates = file_rates(clips, manifest)
-        self.rate: int | tf.Tensor = rates[0] if len(set(rates)) == 1 else tf.constant(rates, tf.int64)
-        # decoded samples per channel and the byte range of the audio frames (a Manifest knows them; 0 =
-        # unknown): size and place the MP3 window slices
-        lengths = getattr(manifest, "samples", None)
-        known = callable(lengths) and not isinstance(manifest, Mapping) and "mp3" in formats
-        self.samples = tf.constant([int(lengths(c.path)) for c in clips] if known else [0] * self.n, tf.int64)
-        audio_range = getattr(manifest, "audio_range", None) if known else None
-        ranges = [audio_range(c.path) for c in clips] if callable(audio_range) else [(0, 0)] * self.n
-        self.audio_start = tf.constant([r[0] for r in ranges], tf.int64)
-        self.audio_end = tf.constant([r[1] for r in ranges], tf.int64)
-        self.any_mp3 = "mp3" in formats
-
-    def train_window(
-        self, index: tf.Tensor, spec: ModelSpec, seed: tf.Tensor, window_decode: bool
-    ) -> tf.Tensor:
-        """One random training window ``[spec.window]`` of clip ``index`` at ``spec.sample_rate``: MP3 files
-        decode only a slice around it (:func:`hvd_magtag.audio.mp3_random_window`) when ``window_decode``
-        and the manifest gave their length; other files (and those) are decoded whole, then cropped."""
-        align = hop_alignment(spec)
-        fmt = self.format if isinstance(self.format, str) else tf.gather(self.format, index)
-        rate = self.rate if isinstance(self.rate, int) else tf.gather(self.rate, index)
-
-        def whole() -> tf.Tensor:
-            return audio.random_window(self.waveform(index, spec.sample_rate), spec.window, seed, align)
-
-        if not (window_decode and self.any_mp3):
-            return whole()
-
-        def sliced() -> tf.Tensor:
-            contents = tf.io.read_file(tf.gather(self.paths, index))
-            return audio.mp3_random_window(
-                contents, tf.gather(self.samples, index), rate, spec.sample_rate, spec.window, seed, align,
-                tf.gather(self.audio_start, index), tf.gather(self.audio_end, index),
-            )  # fmt: skip
-
-        if isinstance(fmt, str):
-            return sliced()  # all files are MP3
-        return tf.cond(tf.equal(fmt, "mp3"), sliced, whole)
-
-    def waveform(self, index: tf.Tensor, sample_rate: int) -> tf.Tensor:
-        """Clip ``index``'s audio, mono float32 ``[samples]`` at ``sample_rate`` Hz."""
-        fmt = self.format if isinstance(self.format, str) else tf.gather(self.format, index)
-        rate = self.rate if isinstance(self.rate, int) else tf.gather(self.rate, index)
-        return audio.load(tf.gather(self.paths, index), fmt, rate, sample_rate)
 
 
 def parse_windows(windows: int | str) -> int | str:
@@ -241,8 +136,6 @@ def train_dataset(
     Steps per epoch: :func:`steps_per_epoch` ``(len(clips), batch_size, size)``.
     """
     if tfrecord_dir:
-        from hvd_magtag.data import tfrecord
-
         ds = tfrecord.train_examples(
             tfrecord_dir, clips, spec, rank=rank, size=size, seed=seed,
             start_step=start_step, batch_size=batch_size, threads=threads,
@@ -292,8 +185,6 @@ def eval_dataset(
     """
     windows = parse_windows(windows)
     if tfrecord_dir:
-        from hvd_magtag.data import tfrecord
-
         rows = tfrecord.eval_examples(tfrecord_dir, clips, spec, windows=windows, rank=rank, size=size)
     else:
         table = ClipTable(clips, manifest)

@@ -26,6 +26,7 @@ from hvd_magtag import audio
 from hvd_magtag.config import DataConfig
 from hvd_magtag.data import SPLITS, load_catalog
 from hvd_magtag.data.catalog import Clip
+from hvd_magtag.data.examples import ClipTable
 from hvd_magtag.data.manifest import validate
 from hvd_magtag.data.tfrecord.layout import (
     FORMATS,
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 
 def _clip_arrays(clips: Sequence[Clip], spec: ModelSpec, fmt: str, manifest: Any, threads: int | None):
     """Yield (waveform-derived array, n_samples) per clip, decoded in the graph in clip order."""
-    from hvd_magtag.data.pipeline import ClipTable
-
     table = ClipTable(clips, manifest)
     align = hop_alignment(spec)
 
