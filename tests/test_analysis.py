@@ -376,3 +376,79 @@ def test_heatmap_draws_each_bin_at_its_frequency(tmp_path, axis):
         tmp_path / "overview", [("deep", np.linspace(0, 5, 6), np.ones((2, 6)))], "t", "log", 8e3
     )
     assert {p.suffix for p in tmp_path.glob("overview.*")} == {".png", ".svg", ".npz"}
+
+
+# -- front ends of several 2-D branches (musicnn's timbral / temporal shape) ------------------------------------
+BRANCH_FBANK = FbankSpec(n_mels=24, win_length=256, hop_length=128, n_fft=256)
+
+
+def branched_frontend(spec, n_tags):
+    """musicnn-like: a "valid" 1x9 branch (delta kernel on its centre tap) and a "same" 5x1 branch, each
+    max-pooled over its remaining bins and squeezed, concatenated, then two 1-D convs with a residual sum."""
+    inputs = keras.Input(spec.window_shape(), name="logmel")
+    frames, n_mels = spec.window_shape()
+    x = keras.layers.Reshape((frames, n_mels, 1))(inputs)
+    branches = []
+    for name, kernel, padding in (("timbral", (1, 9), "valid"), ("temporal", (5, 1), "same")):
+        y = keras.layers.Conv2D(2, kernel, padding=padding, name=f"{name}_conv")(x)
+        y = keras.layers.ReLU(name=f"{name}_relu")(y)
+        y = keras.layers.MaxPooling2D((1, y.shape[2]), name=f"{name}_pool")(y)
+        branches.append(keras.layers.Reshape((frames, 2), name=f"{name}_squeeze")(y))
+    z = keras.layers.Concatenate(name="frontend")(branches)
+    a = keras.layers.Conv1D(4, 3, padding="same", name="mid1")(z)
+    b = keras.layers.Conv1D(4, 3, padding="same", name="mid2")(a)
+    z = keras.layers.GlobalMaxPooling1D(name=names.EMBEDDING_LAYER)(keras.layers.Add(name="res")([a, b]))
+    return keras.Model(inputs, keras.layers.Dense(n_tags, activation="sigmoid", name=names.OUTPUT_LAYER)(z))
+
+
+def test_branched_2d_frontend_layers_sit_on_the_mel_axis_and_the_commands_run(tmp_path):
+    from hvd_magtag.analysis.__main__ import main
+    from hvd_magtag.models import registry
+
+    spec = ModelSpec(input="fbank", sample_rate=RATE, window=4096, fbank=BRANCH_FBANK)
+    model = branched_frontend(spec, 3)
+    model.spec = spec
+    infos = {i.name: i for i in introspect.describe_layers(model, spec)}
+    assert [i.kind for i in infos.values()] == ["2d", "2d", "1d", "1d"]
+    assert {i.rate_hz for i in infos.values()} == {RATE / BRANCH_FBANK.hop_length}  # all at frame rate
+    timbral, temporal = infos["timbral_conv"], infos["temporal_conv"]
+    assert (timbral.freq_bins, timbral.mel_first, timbral.mel_step) == (16, 4.0, 1.0)  # 9-band kernel centre
+    assert (temporal.freq_bins, temporal.mel_first, temporal.mel_step) == (24, 0.0, 1.0)
+    assert infos["mid1"].below in ("timbral_conv", "temporal_conv") and infos["mid2"].below == "mid1"
+
+    # a tone: the delta-kernel branch peaks on the tone's band once its bins are placed (a stretch of its 16
+    # bins over 24 bands would put the peak ~3 bands off)
+    conv = model.get_layer("timbral_conv")
+    kernel = np.zeros((1, 9, 1, 2), np.float32)
+    kernel[0, 4, 0, :] = 1.0
+    conv.set_weights([kernel, np.zeros(2, np.float32)])
+    tone = 1500.0
+    wave = (0.5 * np.sin(2 * np.pi * tone * np.arange(8000) / RATE)).astype(np.float32)
+    maps, _ = extract.feature_maps(model, wave, ["timbral_conv"])
+    profile = stats.mel_profiles(maps["timbral_conv"], BRANCH_FBANK.n_mels, timbral)
+    assert (
+        np.isnan(profile[0, :3]).all() and np.isnan(profile[0, -3:]).all()
+    )  # bands the kernel never centres
+    centres = sonify.mel_centres_hz(BRANCH_FBANK, RATE)
+    tone_band = int(np.argmin(np.abs(centres - tone)))
+    assert abs(int(np.nanargmax(profile[0])) - tone_band) <= 1
+    dominant = stats.dominant_frequency_2d(maps["timbral_conv"], spec, timbral)
+    assert abs(np.log2(dominant[0] / tone)) < 0.25
+
+    registry.register_model("test_branched_frontend", spec=spec)(branched_frontend)
+    try:
+        run = tiny_run(tmp_path / "run", "test_branched_frontend", {})
+        write_clip(tmp_path / "clip.wav", 0.6, freq_hz=tone)
+        out = tmp_path / "maps"
+        argv = ["featuremaps", str(run.path), "--clip", str(tmp_path / "clip.wav"), "--out", str(out)]
+        assert main([*argv, "--with-filters"]) == 0
+        layers = [layer["name"] for layer in json.loads((out / "run" / "layers.json").read_text())]
+        assert layers == ["timbral_conv", "temporal_conv", "mid1", "mid2"]
+        assert (run.path / "analysis" / "filters" / "profiles" / "timbral_conv.png").is_file()
+        assert (
+            run.path / "analysis" / "filters" / "spectra" / "mid2.png"
+        ).is_file()  # 1-D layers at frame rate
+        page = (out / "index.html").read_text()
+        assert page.count('<section class="layer"') == 4 and "mel profiles" in page
+    finally:
+        registry._REGISTRY.pop("test_branched_frontend")

@@ -78,8 +78,8 @@ def _render_layer(
         audio = sonify_1d(sub, info.rate_hz, spec.sample_rate, n_samples)
         dominant = dominant_frequency_1d(sub, info.rate_hz)
     else:
-        audio = sonify_2d(sub, spec, n_samples)
-        dominant = dominant_frequency_2d(sub, spec)
+        audio = sonify_2d(sub, spec, n_samples, info=info)
+        dominant = dominant_frequency_2d(sub, spec, info)
     pictures, shows = images.channel_images(sub, info.kind, info.rate_hz)
     layer_dir.mkdir(parents=True, exist_ok=True)
     loudest = float(rms.max()) if rms.size else 0.0

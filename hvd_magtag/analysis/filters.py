@@ -55,7 +55,7 @@ from hvd_magtag.analysis.introspect import (
     describe_layers,
     encoder_of,
 )
-from hvd_magtag.analysis.sonify import mel_centres_hz, stretch_axis
+from hvd_magtag.analysis.sonify import mel_centres_hz, onto_mel_bands
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +241,8 @@ def mel_profile_levels(
             if info.kind != "2d":
                 continue
             m = maps[info.name].astype(np.float64)
-            mean = stretch_axis(m.mean(axis=0), n_mels, 0).T
-            rms = stretch_axis(np.sqrt((m**2).mean(axis=0)), n_mels, 0).T
+            mean = onto_mel_bands(m.mean(axis=0), n_mels, 0, info).T
+            rms = onto_mel_bands(np.sqrt((m**2).mean(axis=0)), n_mels, 0, info).T
             means[info.name] = means.get(info.name, 0) + mean / len(waveforms)
             rmss[info.name] = rmss.get(info.name, 0) + rms / len(waveforms)
     two_d = [i for i in infos if i.kind == "2d"]

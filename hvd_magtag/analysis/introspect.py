@@ -59,7 +59,11 @@ class ConvLayerInfo:
     stride:      audio samples per map step (float only when not near an integer).
     rate_hz:     map rate in Hz = sample_rate / stride.
     in_rate_hz:  rate of the level below (Hz).
-    freq_bins:   mel bins of a 2-d map (0 for 1-d).
+    freq_bins:   frequency bins of a 2-d map (0 for 1-d).
+    mel_first, mel_step:  where those bins sit on the input's mel axis: bin j is centred on input mel band
+                 ``mel_first + mel_step * j`` (fractional band index; 2-d only). Follows pooling and strides
+                 (a bin of a layer pooled by s spans s bands) and "valid" kernels (a 7x38 kernel's first
+                 output bin is centred on band 18.5), so branches with different kernel shapes line up.
     below:       the *level below*: the nearest conv layer upstream in the graph (breadth-first through
                  batch norm, activations, pooling, additions; the latest in layer order on ties, i.e. the
                  main path rather than a residual shortcut), or :data:`INPUT_LEVEL`.
@@ -77,6 +81,14 @@ class ConvLayerInfo:
     freq_bins: int = 0
     below: str = "input"
     tap: str = ""
+    mel_first: float = 0.0
+    mel_step: float = 0.0
+
+    def mel_centres(self):
+        """Input mel band (fractional index) at the centre of each frequency bin: [freq_bins] (2-d only)."""
+        import numpy as np
+
+        return self.mel_first + self.mel_step * np.arange(self.freq_bins)
 
 
 def encoder_of(model):
@@ -158,6 +170,20 @@ def tap_layer(conv, encoder, tap: str = "conv"):
         layer = after[0]
 
 
+def _mel_placement(layer, below_bins: int, below_place: tuple[float, float]) -> tuple[float, float]:
+    """(first bin centre, step) on the input mel axis of a Conv2D's output bins (see :class:`ConvLayerInfo`),
+    from the placement of its level below: pooling / strides in between by the ratio of bin counts, then
+    the conv's own kernel (its centre, for "valid") and stride along frequency."""
+    first, step = below_place
+    in_bins = int(layer.input.shape[2])
+    pool = below_bins / in_bins if in_bins else 1.0
+    first, step = first + step * (pool - 1) / 2, step * pool  # pooled bin j spans `pool` bins below
+    kernel, stride, dilation = layer.kernel_size[1], layer.strides[1], layer.dilation_rate[1]
+    if layer.padding == "valid":
+        first += step * (kernel - 1) * dilation / 2
+    return first, step * stride
+
+
 def describe_layers(encoder, spec, tap: str = "conv") -> list[ConvLayerInfo]:
     """Rates, strides, shapes and levels below of ``encoder``'s conv layers for input ``spec`` (a ModelSpec)."""
     infos: list[ConvLayerInfo] = []
@@ -165,6 +191,8 @@ def describe_layers(encoder, spec, tap: str = "conv") -> list[ConvLayerInfo]:
     input_steps = spec.window_shape()[0]
     input_stride = 1 if spec.input == "raw" else spec.fbank.hop_length
     rates = {INPUT_LEVEL: spec.sample_rate / input_stride}
+    n_mels = spec.fbank.n_mels if spec.input == "fbank" else 0
+    placement = {INPUT_LEVEL: (n_mels, (0.0, 1.0))}  # level -> (bins, (first centre, step)) on the mel axis
     convs = conv_layers(encoder)
     order = {layer.name: i for i, layer in enumerate(convs)}
     for layer in convs:
@@ -178,6 +206,11 @@ def describe_layers(encoder, spec, tap: str = "conv") -> list[ConvLayerInfo]:
         stride = input_stride * _snap_stride(input_steps / steps)
         rates[layer.name] = spec.sample_rate / stride
         below = level_below(layer, order)
+        mel_first = mel_step = 0.0
+        if kind == "2d":
+            below_bins, below_place = placement.get(below, (n_mels, (0.0, 1.0)))
+            mel_first, mel_step = _mel_placement(layer, below_bins or int(shape[2]), below_place)
+            placement[layer.name] = (int(shape[2]), (mel_first, mel_step))
         infos.append(
             ConvLayerInfo(
                 name=layer.name,
@@ -190,6 +223,8 @@ def describe_layers(encoder, spec, tap: str = "conv") -> list[ConvLayerInfo]:
                 freq_bins=int(shape[2]) if kind == "2d" else 0,
                 below=below,
                 tap=tap_layer(layer, encoder, tap).name,
+                mel_first=mel_first,
+                mel_step=mel_step,
             )
         )
     return infos

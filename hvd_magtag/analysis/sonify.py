@@ -130,11 +130,31 @@ def stretch_axis(x: np.ndarray, n: int, axis: int) -> np.ndarray:
     return np.moveaxis(out, -1, axis)
 
 
-def sonify_2d(maps: np.ndarray, spec, n_samples: int, seed: int = 0) -> np.ndarray:
+def onto_mel_bands(x: np.ndarray, n_mels: int, axis: int, info=None, fill: float = np.nan) -> np.ndarray:
+    """``x``'s frequency axis (a 2-d layer's bins) resampled onto the input's ``n_mels`` mel bands.
+
+    With ``info`` (the layer's :class:`~hvd_magtag.analysis.introspect.ConvLayerInfo`), bins are placed where
+    they sit on the mel axis (``info.mel_centres()``) and linearly interpolated between their centres; bands
+    more than half a bin outside the covered range get ``fill`` (a "valid" 38-band kernel leaves the lowest
+    and highest 18 bands uncovered). Without, the bins are stretched evenly over all bands.
+    """
+    if info is None or info.mel_step <= 0:
+        return stretch_axis(x, n_mels, axis)
+    centres = info.mel_centres()
+    x = np.moveaxis(np.asarray(x, np.float64), axis, -1)
+    bands = np.arange(n_mels, dtype=np.float64)
+    flat = x.reshape(-1, x.shape[-1])
+    out = np.stack([np.interp(bands, centres, row) for row in flat]).reshape((*x.shape[:-1], n_mels))
+    half = max(info.mel_step, 1.0) / 2
+    out[..., (bands < centres[0] - half) | (bands > centres[-1] + half)] = fill
+    return np.moveaxis(out, -1, axis)
+
+
+def sonify_2d(maps: np.ndarray, spec, n_samples: int, seed: int = 0, info=None) -> np.ndarray:
     """2-D maps [time, freq, channels] -> noise-vocoded audio [n_samples, channels] at ``spec.sample_rate``.
 
     Each channel's map, shifted to be non-negative (map - min), is stretched to [STFT frames, n_mels]
-    (frames at ``spec.fbank.hop_length``), mapped to linear-frequency magnitudes through the mel filterbank,
+    (frames at ``spec.fbank.hop_length``; bins placed on the mel axis by :func:`onto_mel_bands`), mapped to linear-frequency magnitudes through the mel filterbank,
     given random phases and inverted (Hann, ``n_fft``); then loudness-normalised like 1-D maps.
     """
     from scipy.signal import istft
@@ -150,7 +170,9 @@ def sonify_2d(maps: np.ndarray, spec, n_samples: int, seed: int = 0) -> np.ndarr
     for c in range(maps.shape[-1]):
         env = maps[..., c].astype(np.float64)
         env = env - env.min()
-        env = stretch_axis(stretch_axis(env, frames, 0), fbank.n_mels, 1)  # [frames, n_mels]
+        env = onto_mel_bands(
+            stretch_axis(env, frames, 0), fbank.n_mels, 1, info, fill=0.0
+        )  # [frames, n_mels]
         mag = env @ fb  # [frames, bins]
         phase = np.exp(2j * np.pi * rng.random(mag.shape))
         _, y = istft((mag * phase).T, fs=spec.sample_rate, nperseg=n_fft, noverlap=n_fft - hop, boundary=True)

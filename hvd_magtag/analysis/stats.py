@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hvd_magtag.analysis.sonify import mel_centres_hz, stretch_axis
+from hvd_magtag.analysis.sonify import mel_centres_hz, onto_mel_bands
 
 #: A channel whose map RMS is below this (relative to the layer's loudest channel) is called silent.
 SILENT_RELATIVE_RMS = 1e-6
@@ -33,14 +33,15 @@ def dominant_frequency_1d(maps: np.ndarray, rate_hz: float) -> np.ndarray:
     return freqs[1:][np.argmax(psd[1:], axis=0)]
 
 
-def dominant_frequency_2d(maps: np.ndarray, spec) -> np.ndarray:
+def dominant_frequency_2d(maps: np.ndarray, spec, info=None) -> np.ndarray:
     """Centre (Hz) of the mel band where each channel's time-averaged map peaks: [channels]."""
-    profiles = mel_profiles(maps, spec.fbank.n_mels)  # [channels, n_mels]
-    return mel_centres_hz(spec.fbank, spec.sample_rate)[np.argmax(profiles, axis=1)]
+    profiles = mel_profiles(maps, spec.fbank.n_mels, info)  # [channels, n_mels]
+    return mel_centres_hz(spec.fbank, spec.sample_rate)[np.nanargmax(profiles, axis=1)]
 
 
-def mel_profiles(maps: np.ndarray, n_mels: int) -> np.ndarray:
-    """Per-channel frequency profile of 2-D maps [time, freq, channels]: mean over time, upsampled to
-    ``n_mels`` along the mel axis -> [channels, n_mels]."""
+def mel_profiles(maps: np.ndarray, n_mels: int, info=None) -> np.ndarray:
+    """Per-channel frequency profile of 2-D maps [time, freq, channels]: mean over time, placed on the
+    ``n_mels`` input mel bands (:func:`~hvd_magtag.analysis.sonify.onto_mel_bands`; NaN where the layer's
+    bins do not reach) -> [channels, n_mels]."""
     profile = np.asarray(maps, np.float64).mean(axis=0)  # [freq, channels]
-    return stretch_axis(profile, n_mels, 0).T
+    return onto_mel_bands(profile, n_mels, 0, info).T
