@@ -266,6 +266,53 @@ def test_shortchunk_resnet_is_seven_strided_residual_blocks_without_pooling():
     assert model.get_layer("block7_relu").output.shape[1:3] == (2, 1)
 
 
+# -- musicnn's two architectures (the pretrained room's family: defined once it is registered, and then
+# required by test_every_registered_model_has_an_identity_test) -------------------------------------------
+def _musicnn_identity(name: str) -> None:
+    model = build(name)
+    branches = of_type(model, keras.layers.Conv2D)
+    assert [cv.kernel_size for cv in branches] == [(7, 38), (7, 67), (128, 1), (64, 1), (32, 1)]
+    assert [cv.padding for cv in branches] == ["valid", "valid", "same", "same", "same"]
+    for cv in branches:  # each branch max-pooled over all its remaining frequency bins
+        pools = [lyr for lyr in model.layers if isinstance(lyr, keras.layers.MaxPooling2D)
+                 and cv.name.rsplit("_", 1)[0] in lyr.name]  # fmt: skip
+        assert len(pools) == 1 and pools[0].pool_size == (1, cv.output.shape[2])
+    frontend = model.get_layer("frontend")
+    assert isinstance(frontend, keras.layers.Concatenate) and len(feeds(frontend)) == 5
+    assert [cv.kernel_size for cv in of_type(model, keras.layers.Conv1D)] == [(7,)] * 3  # the mid-end
+    assert len(of_type(model, keras.layers.Add)) == 2  # its 2nd and 3rd layers add their input
+    pooled = sorted(feeds(model.get_layer("temporal_pool")))
+    assert [type(model.get_layer(p)).__name__ for p in pooled] == [
+        "GlobalMaxPooling1D",
+        "GlobalAveragePooling1D",
+    ]
+    # musicnn 0.1.0's MTT_musicnn checkpoint: 792,079 parameters in its model variables (BN moving
+    # statistics included), 787,159 trainable, 50 tags
+    full = create_model(name, n_tags=50)
+    assert full.count_params() == 792_079 and trainable_params(full) == 787_159
+
+
+def _vgg_musicnn_identity(name: str) -> None:
+    model = build(name)
+    convs = of_type(model, keras.layers.Conv2D)
+    assert len(convs) == 5 and all(cv.kernel_size == (3, 3) and cv.filters == c(128) for cv in convs)
+    assert not of_type(model, keras.layers.Conv1D) and not of_type(model, keras.layers.Add)
+    assert of_type(model, keras.layers.MaxPooling2D)[0].pool_size == (4, 1)
+    assert create_model(name, n_tags=50).count_params() == 607_030  # musicnn 0.1.0's MTT_vgg checkpoint
+
+
+if "musicnn" in list_models():
+
+    def test_musicnn_has_timbral_and_temporal_branches_a_residual_midend_and_max_mean_pooling():
+        _musicnn_identity("musicnn")
+
+
+if "vgg_musicnn" in list_models():
+
+    def test_vgg_musicnn_is_five_3x3_conv_blocks_of_128():
+        _vgg_musicnn_identity("vgg_musicnn")
+
+
 # -- options that change every model's pooling ------------------------------------------------------------
 POOLED = [n for n in list_models() if "pool" in get_entry(n).options]
 
@@ -286,7 +333,7 @@ def test_every_registered_model_has_an_identity_test():
     tested = {
         "samplecnn", "samplecnn_deep", "samplecnn_dilated", "samplecnn_multikernel", "samplecnn_se",
         "samplecnn_res", "samplecnn_rese", "samplecnn_crnn", "samplecnn_superpool", "fcn4", "crnn",
-        "shortchunk_cnn", "shortchunk_resnet",
+        "shortchunk_cnn", "shortchunk_resnet", "musicnn", "vgg_musicnn",
     }  # fmt: skip
     assert set(list_models()) <= tested | {n for n in list_models() if n.startswith("test_")}
 
