@@ -307,6 +307,24 @@ def _kernel_figures(out: Path, encoder, infos: list[ConvLayerInfo], axis: str) -
     return [f"- kernel responses of the first layer: [{stem.name}.png]({stem.name}.png)"]
 
 
+def _level_figure(
+    out: Path, folder: str, lv: Level, title: str, axis: str, xmax_hz: float, extra=None, **options
+):
+    """``out/folder/<level>.*``: the level's channels sorted by peak frequency; returns its index line."""
+    order = peak_order(lv.freqs_hz, lv.mag)
+    plots.heatmap(
+        out / folder / lv.name,
+        lv.freqs_hz,
+        lv.mag[order],
+        title,
+        axis,
+        xmax_hz=xmax_hz,
+        extra={"channels": order, **(extra or {})},
+        **options,
+    )
+    return f"- {folder}/{lv.name}: [png]({folder}/{lv.name}.png)"
+
+
 def _spectrum_figures(out: Path, model, waves, axis: str, tap: str, title: str) -> list[str]:
     """(2) + (3) for 1-D layers: ``spectra/<layer>.*``, ``transfer/<layer>.*``, ``transfer_overview.*``."""
     lines = []
@@ -317,17 +335,9 @@ def _spectrum_figures(out: Path, model, waves, axis: str, tap: str, title: str) 
         ("transfer", transfers, "transfer estimate vs the level below"),
     ):
         for lv in group:
-            order = peak_order(lv.freqs_hz, lv.mag)
-            plots.heatmap(
-                out / folder / lv.name,
-                lv.freqs_hz,
-                lv.mag[order],
-                f"{lv.name} ({lv.rate_hz:.1f} Hz): {what}",
-                axis,
-                xmax_hz=lv.rate_hz / 2,
-                extra={"channels": order, "rate_hz": np.array(lv.rate_hz)},
-            )
-            lines.append(f"- {folder}/{lv.name}: [png]({folder}/{lv.name}.png)")
+            title = f"{lv.name} ({lv.rate_hz:.1f} Hz): {what}"
+            extra = {"rate_hz": np.array(lv.rate_hz)}
+            lines.append(_level_figure(out, folder, lv, title, axis, lv.rate_hz / 2, extra=extra))
     plots.stacked_heatmaps(
         out / "transfer_overview",
         [(lv.name, lv.freqs_hz, lv.mag[peak_order(lv.freqs_hz, lv.mag)]) for lv in transfers],
@@ -348,20 +358,19 @@ def _profile_figures(out: Path, model, waves, axis: str, tap: str) -> list[str]:
     ):
         is_profile = folder == "profiles"
         for lv in group:
-            order = peak_order(lv.freqs_hz, lv.mag)
-            plots.heatmap(
-                out / folder / lv.name,
-                lv.freqs_hz,
-                lv.mag[order],
-                f"{lv.name}: {what}",
-                axis,
-                xmax_hz=model.spec.sample_rate / 2,
-                extra={"channels": order},
-                db=not is_profile,
-                colorbar_label="mean map value" if is_profile else "dB re max",
-                ylabel="channel (sorted by peak mel band)",
+            lines.append(
+                _level_figure(
+                    out,
+                    folder,
+                    lv,
+                    f"{lv.name}: {what}",
+                    axis,
+                    model.spec.sample_rate / 2,
+                    db=not is_profile,
+                    colorbar_label="mean map value" if is_profile else "dB re max",
+                    ylabel="channel (sorted by peak mel band)",
+                )
             )
-            lines.append(f"- {folder}/{lv.name}: [png]({folder}/{lv.name}.png)")
     return lines
 
 
