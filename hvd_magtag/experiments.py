@@ -213,16 +213,36 @@ def validate_parameters(notebook: Path, points: list[dict[str, Any]]) -> None:
 
     if not notebook.is_file():
         raise ExperimentError(f"notebook {notebook} not found")
-    declared = set(papermill.inspect_notebook(str(notebook)))
+    declared = papermill.inspect_notebook(str(notebook))
     if not declared:
         raise ExperimentError(f"{notebook}: no cell tagged 'parameters'")
     for i, params in enumerate(points):
-        unknown = sorted(set(params) - declared)
+        unknown = sorted(set(params) - set(declared))
         if unknown:
             raise ExperimentError(
                 f"grid point {i}: unknown notebook parameter(s) {unknown} for {notebook.name}; "
                 f"known: {', '.join(sorted(declared))}"
             )
+    _check_models(notebook, declared, points)
+
+
+def _check_models(notebook: Path, declared: dict[str, Any], points: list[dict[str, Any]]) -> None:
+    """Every point's model name and overrides are the registry's (a typo fails the batch before it starts)."""
+    import ast
+
+    from hvd_magtag.config import ConfigError
+    from hvd_magtag.models import get_entry
+
+    default = declared.get("model", {}).get("default")
+    default_model = ast.literal_eval(default) if default else None
+    for i, params in enumerate(points):
+        name, overrides = params.get("model", default_model), params.get("overrides") or {}
+        if not name or not isinstance(overrides, dict):
+            continue
+        try:
+            get_entry(name).check_overrides(overrides)
+        except ConfigError as e:
+            raise ExperimentError(f"grid point {i} ({notebook.name}): {e}") from None
 
 
 def run_grid(

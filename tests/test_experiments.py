@@ -95,6 +95,26 @@ def test_shipped_grids_validate_and_name_registered_models(grid, tmp_path):
         get_spec(params["model"], **params.get("overrides", {}))  # overrides are accepted by the spec
 
 
+@pytest.mark.parametrize(
+    "grid_text, message",
+    [
+        ("base: {model: samplecnn_dilated}\ngrid: {overrides: [{dilation: 2}, {dilaton: 4}]}",
+         "grid point 1 (experiment.ipynb): model.overrides.dilaton: model 'samplecnn_dilated' has no option "
+         "'dilaton' (did you mean 'dilation'?)"),
+        ("grid: {overrides: [{width: 0.5}, {pool: 3}]}",  # the notebook's default model
+         "grid point 1 (experiment.ipynb): model.overrides.pool=3: model 'shortchunk_cnn' expects str"),
+        ("grid: {model: [samplecnn, samplcnn]}", "grid point 1 (experiment.ipynb): model.name 'samplcnn'"),
+    ],
+)  # fmt: skip
+def test_grid_with_a_bad_model_or_override_fails_before_any_point_runs(tmp_path, grid_text, message):
+    grid = tmp_path / "typo.yaml"
+    grid.write_text(f"notebook: {resources.notebook('experiment')}\n{grid_text}\n")
+    with pytest.raises(experiments.ExperimentError) as info:
+        experiments.run_grid(grid, tmp_path / "out", dry_run=True)
+    assert str(info.value).startswith(message), str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
 def test_study_questions_all_have_a_grid():
     names = {g.stem for g in GRIDS}
     assert {
