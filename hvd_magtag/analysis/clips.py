@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
 
 import numpy as np
+import tensorflow_io as tfio
+from scipy.io import wavfile
 
+from hvd_magtag import audio
 from hvd_magtag.analysis.introspect import AnalysisError
 
 
 def _file_rate(path: Path) -> int:
     """Sample rate (Hz) stored in an audio file's header."""
     if path.suffix.lower() == ".wav":
-        import wave
-
         with wave.open(str(path), "rb") as w:
             return w.getframerate()
-    import tensorflow_io as tfio
-
     return int(tfio.audio.AudioIOTensor(str(path)).rate.numpy())
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Decode ``path`` (mp3 / wav / flac / ogg), downmix and resample: float32 [samples] at ``sample_rate`` Hz."""
-    from hvd_magtag import audio
-
     path = Path(path)
     if not path.is_file():
         raise AnalysisError(f"{path}: audio file not found")
@@ -62,7 +60,5 @@ def to_pcm16(y: np.ndarray) -> np.ndarray:
 
 def write_wav(path: Path, y: np.ndarray, sample_rate: int) -> None:
     """Write mono audio as a 16-bit PCM WAV: float in [-1, 1] (converted by :func:`to_pcm16`) or int16."""
-    from scipy.io import wavfile
-
     pcm = y if np.asarray(y).dtype == np.int16 else to_pcm16(y)
     wavfile.write(str(path), int(sample_rate), np.ascontiguousarray(pcm))

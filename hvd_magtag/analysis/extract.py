@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from hvd_magtag.analysis.introspect import ConvLayerInfo, describe_layers, encoder_of, select_layers
+from hvd_magtag.features import features_for
 
 
 def window_batch(x: np.ndarray, window: int) -> np.ndarray:
@@ -48,8 +49,6 @@ def feature_maps(
     ``extractor``: a :func:`map_extractor` result to reuse across clips (then ``layer_names`` is ignored).
     Returns ({layer: [time, channels] or [time, freq, channels]}, infos in the same order).
     """
-    from hvd_magtag.features import features_for
-
     spec = model.spec
     extractor, infos = extractor or map_extractor(model, layer_names)
     windows = window_batch(np.asarray(waveform, np.float32).reshape(-1), spec.window)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import spectrogram, stft
 
 #: 1-D maps with fewer steps than this get an activation strip instead of a spectrogram.
 MIN_SPECTROGRAM_STEPS = 64
@@ -63,8 +64,6 @@ def channel_images(maps: np.ndarray, kind: str, rate_hz: float) -> tuple[np.ndar
     steps = maps.shape[0]
     if steps < MIN_SPECTROGRAM_STEPS:
         return _unit(maps.T[:, None, :]), "activation over time"
-    from scipy.signal import stft
-
     nperseg = min(SPECTROGRAM_NPERSEG, steps // 4)
     _, _, z = stft(maps.T, fs=rate_hz, nperseg=nperseg, noverlap=nperseg // 2, detrend=False, boundary=None)
     magnitude = np.abs(z[:, 1:, :])  # [channels, freq (DC dropped), frames]
@@ -78,8 +77,6 @@ def save_image(path: Path, image: np.ndarray) -> None:
 
 def input_spectrogram(path: Path, waveform: np.ndarray, sample_rate: int, title: str) -> None:
     """The input clip's spectrogram (dB, 1024-point Hann STFT) as a labelled figure: time in s, Hz up."""
-    from scipy.signal import spectrogram
-
     plt = _pyplot()
     nperseg = min(1024, max(16, len(waveform)))
     freqs, times, power = spectrogram(waveform, fs=sample_rate, nperseg=nperseg, noverlap=nperseg * 3 // 4)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
 from hvd_magtag.analysis import TAPS
 from hvd_magtag.config import ConfigError
@@ -86,8 +87,6 @@ class ConvLayerInfo:
 
     def mel_centres(self):
         """Input mel band (fractional index) at the centre of each frequency bin: [freq_bins] (2-d only)."""
-        import numpy as np
-
         return self.mel_first + self.mel_step * np.arange(self.freq_bins)
 
 

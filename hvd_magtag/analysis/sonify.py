@@ -13,6 +13,9 @@ import math
 from fractions import Fraction
 
 import numpy as np
+from scipy.signal import istft, resample_poly
+
+from hvd_magtag.features import hz_to_mel, mel_filterbank, mel_to_hz
 
 #: Loudness of a sonified channel: RMS in dB relative to full scale.
 TARGET_RMS_DBFS = -20.0
@@ -79,8 +82,6 @@ def upsample(x: np.ndarray, rate_hz: float, sample_rate: int, axis: int = 0) -> 
     :data:`MAX_STAGE_FACTOR` (one stage of 3^9 = 19683 would design a 400k-tap filter; the cascade does the
     same band-limited interpolation with short filters), then one ``down`` stage.
     """
-    from scipy.signal import resample_poly
-
     ratio = Fraction(sample_rate / rate_hz).limit_denominator(1000)
     y = np.moveaxis(np.asarray(x, np.float32), axis, -1)
     y = np.ascontiguousarray(y)
@@ -110,8 +111,6 @@ def sonify_1d(maps: np.ndarray, rate_hz: float, sample_rate: int, n_samples: int
 
 def mel_centres_hz(fbank, sample_rate: int) -> np.ndarray:
     """Centre frequency (Hz) of each mel band of ``fbank``: [n_mels] (the filterbank's mel points 1..n_mels)."""
-    from hvd_magtag.features import hz_to_mel, mel_to_hz
-
     fmax = fbank.fmax or sample_rate / 2
     points = np.linspace(hz_to_mel(fbank.fmin), hz_to_mel(fmax), fbank.n_mels + 2)
     return mel_to_hz(points[1:-1])
@@ -157,10 +156,6 @@ def sonify_2d(maps: np.ndarray, spec, n_samples: int, seed: int = 0, info=None) 
     (frames at ``spec.fbank.hop_length``; bins placed on the mel axis by :func:`onto_mel_bands`), mapped to linear-frequency magnitudes through the mel filterbank,
     given random phases and inverted (Hann, ``n_fft``); then loudness-normalised like 1-D maps.
     """
-    from scipy.signal import istft
-
-    from hvd_magtag.features import mel_filterbank
-
     fbank = spec.fbank
     fb = mel_filterbank(fbank, spec.sample_rate).T  # [n_mels, bins]
     hop, n_fft = fbank.hop_length, fbank.n_fft

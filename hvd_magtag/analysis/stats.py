@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.signal import welch
 
 from hvd_magtag.analysis.sonify import mel_centres_hz, onto_mel_bands
 
@@ -24,8 +25,6 @@ def by_dominant_frequency(dominant_hz: np.ndarray) -> np.ndarray:
 
 def dominant_frequency_1d(maps: np.ndarray, rate_hz: float) -> np.ndarray:
     """Peak frequency (Hz, DC excluded) of each channel's Welch spectrum: [channels] (NaN if too short)."""
-    from scipy.signal import welch
-
     steps = maps.shape[0]
     if steps < 4:
         return np.full(maps.shape[1], np.nan)
