@@ -28,6 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from hvd_magtag import distributed, jobs
 from hvd_magtag.bench import row, timed
 
 BENCH = "tag"
@@ -35,6 +36,18 @@ BENCH = "tag"
 CLIP_SECONDS = 30.0
 #: the two input kinds benchmarked: (case name, sample rate Hz, channels)
 INPUT_KINDS = (("16k-mono-mp3", 16000, 1), ("44k-stereo-mp3", 44100, 2))
+#: end to end >= this x the slower of decode alone and model alone (issue 19)
+TARGET_OVERLAP = 0.9
+#: library tagging, 2 ranks x 1 thread >= this x 1 rank x 1 thread
+TARGET_SCALING = 1.8
+#: our end-to-end >= this x a comparison case's clips/s (issue 19, with the pretrained models)
+TARGET_COMPARISON = 20.0
+#: Comparison cases for ``--compare NAME``: NAME -> fn(files, model_path) -> clips/s of that other tagger on
+#: the same 44.1 kHz stereo files (e.g. musicnn's own ``top_tags`` loop on the same imported model). The
+#: module that provides one registers it here (``COMPARISONS["musicnn"] = fn``) before the bench runs.
+COMPARISONS: dict = {}
+#: seconds a library job of the scaling case may take
+LIBRARY_TIMEOUT = 1800
 #: seconds of audio encoded per piece when writing the long file (bounds the generator's memory)
 LONG_FILE_PIECE_SECONDS = 60
 
@@ -46,6 +59,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clips", type=int, default=8, help="30 s clips per throughput case (default: 8)")
     parser.add_argument("--workers", type=int, default=2, help="reader threads for end-to-end (default: 2)")
     parser.add_argument("--iters", type=int, default=2, help="timed repetitions (default: 2)")
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="the tagger's (default: float32)",
+    )
+    parser.add_argument(
+        "--library-files",
+        type=int,
+        default=64,
+        help="30 s files of the library tagged by 1 rank x 1 thread and 2 ranks x 1 thread (default: 64; 0 = skip)",
+    )
+    parser.add_argument(
+        "--compare", default="", help=f"a comparison case ({', '.join(COMPARISONS) or 'none registered'})"
+    )
     parser.add_argument(
         "--hour-minutes",
         type=float,
@@ -197,9 +225,129 @@ def measure_rss(model: str, files: list[str], whole_last: bool = True) -> dict:
     return out
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def _timed_cpu(fn, iters: int) -> tuple[float, float, float]:
+    """(mean wall s, spread, CPU s of this process per call) of ``fn`` after one warm-up."""
+    import time
+
+    c0 = time.process_time()
+    mean, sd = timed(fn, warmup=1, iters=iters)
+    return mean, sd, (time.process_time() - c0) / (iters + 1)
+
+
+def _model_rows(
+    tagger, precisions: dict, windows_per_clip: int, iters: int, common: dict
+) -> tuple[list, dict]:
+    """Model alone on pre-cut windows, per precision: rows, and {precision: (clips/s, CPU s per clip)}."""
     import numpy as np
 
+    windows = np.random.default_rng(0).standard_normal((windows_per_clip * 2, tagger.spec.window))
+    windows = (0.1 * windows).astype(np.float32)
+    rows, rates = [], {}
+    for precision, t in precisions.items():
+        mean, sd, cpu = _timed_cpu(lambda t=t: t.predict_windows(windows), iters)
+        n = len(windows)
+        case = f"model alone {precision} (pre-cut windows)"
+        rows.append(row(BENCH, case, "windows/s", n / mean, "windows/s", n * sd / mean**2, **common))
+        rows.append(row(BENCH, case, "30s clips/s", n / mean / windows_per_clip, "clips/s", **common))
+        rates[precision] = (n / mean / windows_per_clip, cpu * windows_per_clip / n)
+    return rows, rates
+
+
+def _clip_rows(tagger, files: list, case: str, model_rate: tuple, args, common: dict) -> list[dict]:
+    """Decode alone (one thread, as a file is read), end to end (``--workers`` decoding threads feeding the
+    model) and their ratio to the slower stage, for one kind of clip."""
+
+    def decode_all() -> None:
+        for f in files:
+            for _ in tagger.window_chunks(f):
+                pass
+
+    def tag_all() -> None:
+        bad = [r for r in tagger.tag_many(files, workers=args.workers) if not hasattr(r, "clip")]
+        if bad:
+            raise RuntimeError(f"bench clip failed to tag: {bad[0]}")
+
+    k = len(files)
+    d_mean, d_sd, d_cpu = _timed_cpu(decode_all, args.iters)
+    e_mean, e_sd, _ = _timed_cpu(tag_all, args.iters)
+    decode_rate, e2e_rate = k / d_mean, k / e_mean
+    slower = min(decode_rate, model_rate[0])
+    cores = distributed.available_cores()
+    ceiling = cores / (d_cpu / k + model_rate[1])  # every core busy, no overhead
+    return [
+        row(BENCH, f"decode alone {case} (1 thread)", "30s clips/s", decode_rate, "clips/s", k * d_sd / d_mean**2,
+            cpu_ms_per_clip=round(1000 * d_cpu / k, 1), **common),
+        row(BENCH, f"end-to-end {case} workers={args.workers}", "30s clips/s", e2e_rate, "clips/s",
+            k * e_sd / e_mean**2, **common),
+        row(BENCH, f"end-to-end / slower stage {case}", "ratio", e2e_rate / slower, "x", target=TARGET_OVERLAP,
+            meets_target=bool(e2e_rate / slower >= TARGET_OVERLAP), **common),
+        row(BENCH, f"CPU-bound ceiling {case} ({cores} cores)", "30s clips/s", ceiling, "clips/s",
+            note="cores / (decode + model CPU seconds per clip)", **common),
+    ]  # fmt: skip
+
+
+def _bf16_agreement(fp32, bf16, rates: dict, common: dict) -> dict:
+    """Largest |bfloat16 - float32| window probability on a music-like clip (and the speed ratio)."""
+    from hvd_magtag.tag.stream import cut_windows
+
+    windows = cut_windows(music_like(CLIP_SECONDS, fp32.spec.sample_rate, 1, seed=99)[:, 0], fp32.spec.window)
+    diff = abs(bf16.predict_windows(windows)["taggram"] - fp32.predict_windows(windows)["taggram"]).max()
+    speed = rates["bfloat16"][0] / rates["float32"][0]
+    return row(BENCH, "model bfloat16 vs float32", "max |dp| per window", float(diff), "prob",
+               speed_ratio=round(speed, 3), **common)  # fmt: skip
+
+
+def _comparison_rows(name: str, files: list, model_path: Path, tagger, common: dict) -> list[dict]:
+    if name not in COMPARISONS:
+        raise SystemExit(
+            f"error: --compare {name!r}: registered cases are {', '.join(COMPARISONS) or 'none'}"
+        )
+    theirs = COMPARISONS[name](files, model_path)
+    mean, _ = timed(lambda: tagger.tag_many(files), warmup=1, iters=1)
+    ours = len(files) / mean
+    return [
+        row(BENCH, f"compare {name} (44.1 kHz stereo)", "30s clips/s", theirs, "clips/s", **common),
+        row(BENCH, f"end-to-end / {name}", "ratio", ours / theirs, "x", target=TARGET_COMPARISON,
+            meets_target=bool(ours / theirs >= TARGET_COMPARISON), **common),
+    ]  # fmt: skip
+
+
+def library_job(model_path: Path, library: Path, out: Path, np_ranks: int) -> dict:
+    """``horovodrun -np N python -m hvd_magtag.tag LIBRARY --out OUT`` with one thread per rank, each rank
+    bound to its own core; the job's summary.json."""
+    launcher = jobs.horovodrun(np_ranks, launcher_args=["--binding-args=-bind-to core -map-by core"])
+    cmd = [*launcher, sys.executable, "-m", "hvd_magtag.tag", str(library), "--model", str(model_path),
+           "--out", str(out), "--quiet", "--threads", "1", "--workers", "1"]  # fmt: skip
+    done = jobs.run(cmd, timeout=LIBRARY_TIMEOUT, threads=1, merge_output=True)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"library job np={np_ranks} failed (exit {done.returncode}): {done.stdout[-2000:]}"
+        )
+    return json.loads((out / "summary.json").read_text())
+
+
+def scaling_rows(model_path: Path, tmp: Path, n_files: int, common: dict) -> list[dict]:
+    """Library tagging (scan + tag, after start-up) of ``n_files`` 30 s 16 kHz mono mp3s: 1 rank x 1 thread
+    and 2 ranks x 1 thread, files/s and their ratio; wall time and peak memory per rank."""
+    library = tmp / "library"
+    library.mkdir()
+    for i in range(n_files):
+        write_mp3(library / f"song{i:03d}.mp3", music_like(CLIP_SECONDS, 16000, 1, seed=500 + i), 16000)
+    rows, rates = [], {}
+    for np_ranks in (1, 2):
+        run = library_job(model_path, library, tmp / f"results-np{np_ranks}", np_ranks)["this_run"]
+        seconds = run["scan_seconds"] + run["tag_seconds"]
+        rates[np_ranks] = run["tagged"] / seconds
+        rows.append(row(BENCH, f"library {n_files} files np={np_ranks} x 1 thread", "files/s", rates[np_ranks],
+                        "files/s", wall_s=run["wall_seconds"], scan_s=run["scan_seconds"], tag_s=run["tag_seconds"],
+                        peak_rss_mb_per_rank=run["peak_rss_mb_per_rank"], **common))  # fmt: skip
+    ratio = rates[2] / rates[1]
+    rows.append(row(BENCH, "library np=2 / np=1 (1 thread/rank)", "speed-up", ratio, "x", target=TARGET_SCALING,
+                    meets_target=bool(ratio >= TARGET_SCALING), **common))  # fmt: skip
+    return rows
+
+
+def run(args: argparse.Namespace) -> list[dict]:
     from hvd_magtag.tag import Tagger
 
     rows: list[dict] = []
@@ -209,79 +357,31 @@ def run(args: argparse.Namespace) -> list[dict]:
             model_path, model_desc = Path(args.model).expanduser().resolve(), str(args.model)
         else:
             model_path, model_desc = demo_run(tmp)
-        tagger = Tagger(model_path)
+        tagger = Tagger(model_path, precision=args.precision)
+        precisions = {args.precision: tagger}
+        if tagger.backend == "keras" and args.precision == "float32":
+            precisions["bfloat16"] = Tagger(model_path, precision="bfloat16")
         spec = tagger.spec
         windows_per_clip = -(-int(CLIP_SECONDS * spec.sample_rate) // spec.window)
         log.info("model %s: window %d samples (%.2f s)", model_desc, spec.window, spec.window_seconds)
         common = {"model": model_desc, "window_s": round(spec.window_seconds, 3)}
-
-        # model alone on pre-cut windows
-        windows = (
-            np.random.default_rng(0).standard_normal((windows_per_clip * 2, spec.window)).astype(np.float32)
-        )
-        windows *= 0.1
-        mean, sd = timed(lambda: tagger.predict_windows(windows), warmup=1, iters=args.iters)
-        n = len(windows)
-        rows.append(
-            row(
-                BENCH,
-                "model (pre-cut windows)",
-                "windows/s",
-                n / mean,
-                "windows/s",
-                n * sd / mean**2,
-                **common,
-            )
-        )
-        rows.append(
-            row(
-                BENCH,
-                "model (pre-cut windows)",
-                "30s clips/s",
-                n / mean / windows_per_clip,
-                "clips/s",
-                **common,
-            )
-        )
-
+        model_rows, rates = _model_rows(tagger, precisions, windows_per_clip, args.iters, common)
+        rows += model_rows
+        if "bfloat16" in precisions and args.precision == "float32":
+            rows.append(_bf16_agreement(tagger, precisions["bfloat16"], rates, common))
+        clip_files = {}
         for case, rate, channels in INPUT_KINDS:
             folder = tmp / case
             folder.mkdir()
-            files = [
+            clip_files[case] = files = [
                 write_mp3(folder / f"clip{i:03d}.mp3", music_like(CLIP_SECONDS, rate, channels, seed=i), rate)
                 for i in range(args.clips)
             ]
-
-            def decode_all(files=files) -> None:
-                for f in files:
-                    for _ in tagger.window_chunks(f):
-                        pass
-
-            mean, sd = timed(decode_all, warmup=1, iters=args.iters)
-            k = len(files)
-            rows.append(
-                row(BENCH, f"decode {case}", "30s clips/s", k / mean, "clips/s", k * sd / mean**2, **common)
-            )
-
-            def tag_all(files=files) -> None:
-                results = tagger.tag_many(files, workers=args.workers)
-                bad = [r for r in results if not hasattr(r, "clip")]
-                if bad:
-                    raise RuntimeError(f"bench clip failed to tag: {bad[0]}")
-
-            mean, sd = timed(tag_all, warmup=1, iters=args.iters)
-            rows.append(
-                row(
-                    BENCH,
-                    f"end-to-end {case} workers={args.workers}",
-                    "30s clips/s",
-                    k / mean,
-                    "clips/s",
-                    k * sd / mean**2,
-                    **common,
-                )
-            )
-
+            rows += _clip_rows(tagger, files, case, rates[args.precision], args, common)
+        if args.compare:
+            rows += _comparison_rows(args.compare, clip_files[INPUT_KINDS[1][0]], model_path, tagger, common)
+        if args.library_files > 0:
+            rows += scaling_rows(model_path, tmp, args.library_files, common)
         if args.hour_minutes > 0:
             short = tmp / INPUT_KINDS[0][0] / "clip000.mp3"
             long_file = write_long_mp3(tmp / "long.mp3", args.hour_minutes)

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hvd_magtag.errors import RunDirError
 from hvd_magtag.export import SAVED_MODEL_FILE, is_export_dir
 from hvd_magtag.rundir import RunDir
 
@@ -31,8 +32,9 @@ RUN_DIR, SAVED_MODEL = "keras", "savedmodel"
 _HASH_BLOCK = 1 << 20
 
 
-class TaggerError(ValueError):
-    """The model or an input cannot be used; the message names the path and what to do."""
+class TaggerError(RunDirError):
+    """The model or an input cannot be used; the message names the path and what to do. On the command line
+    it means the model (run directory or export folder) is not usable: exit code 4."""
 
 
 def resolve_model(model: str | os.PathLike) -> Path:
