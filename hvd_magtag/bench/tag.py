@@ -1,15 +1,27 @@
-"""Tagging benchmark: ``python -m hvd_magtag.bench tag [--model RUN_DIR] [--clips 16] [--workers 2] [--hour-minutes 60]``.
+"""Tagging benchmark: ``python -m hvd_magtag.bench tag [--model RUN_DIR] [--clips 16] [--workers 2] [--hour-minutes 60]
+[--library-files 64] [--precision float32|bfloat16] [--compare NAME]``.
 
 The model is ``--model`` (a run directory or an export folder) or, by default, a freshly initialised model at
 the demo's settings (the packaged ``demo`` config: registry name and overrides; 50 MTAT tags) written to a
 temporary run directory, so the numbers are those of the real ``Tagger`` path.
 
-Rows (synthetic music-like audio: a few harmonic tones and noise, written as mp3 in a temporary folder):
+Rows (synthetic music-like audio: a few harmonic tones and noise, written as mp3 in a temporary folder),
+all measured in one run so that their ratios hold on a shared machine:
 
-- ``decode``: 30 s clips/s through decode + downmix + resample + windowing only (``Tagger.window_chunks``),
-  for 16 kHz mono mp3 (MTAT-like) and 44.1 kHz stereo mp3 (a user's song);
-- ``model``: windows/s and 30 s clips/s of the model alone on pre-cut windows (``Tagger.predict_windows``);
-- ``end-to-end``: 30 s clips/s of ``Tagger.tag_many`` over ``--clips`` files with ``--workers`` reader threads;
+- ``model alone``: windows/s and 30 s clips/s of the model on pre-cut windows (``Tagger.predict_windows``),
+  in float32 and bfloat16 (run directories), and the largest bfloat16 - float32 window probability;
+- ``decode alone`` (1 thread): 30 s clips/s through decode + downmix + resample + windowing only
+  (``Tagger.window_chunks``, one file after another), for 16 kHz mono mp3 (MTAT-like) and 44.1 kHz stereo
+  mp3 (a user's song), with its CPU milliseconds per clip;
+- ``end-to-end``: 30 s clips/s of ``Tagger.tag_many`` over ``--clips`` files with ``--workers`` decoding
+  threads, and its ratio to the slower of decode alone and model alone (target :data:`TARGET_OVERLAP`);
+- ``CPU-bound ceiling``: cores / (decode + model CPU seconds per clip): what any overlap could reach;
+- ``library``: ``--library-files`` 30 s files tagged as a library job (``python -m hvd_magtag.tag LIBRARY
+  --out DIR``, manifest scan + tagging, start-up excluded) by 1 rank x 1 thread and 2 ranks x 1 thread, each
+  rank bound to a core: files/s, wall time, peak memory per rank, and the speed-up (target
+  :data:`TARGET_SCALING`);
+- ``compare NAME`` (``--compare``): another tagger registered in :data:`COMPARISONS` on the same 44.1 kHz
+  files, and our end-to-end speed over it (target :data:`TARGET_COMPARISON`);
 - ``memory``: peak RSS (MB) of a fresh process after loading the model (baseline) and after tagging a 30 s
   file and a ``--hour-minutes``-long 16 kHz mono mp3 (generated piece by piece; the file is streamed in
   segments, so its peak should stay close to the 30 s one), then the same file decoded and tagged whole in
