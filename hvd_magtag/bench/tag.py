@@ -238,12 +238,13 @@ def measure_rss(model: str, files: list[str], whole_last: bool = True) -> dict:
 
 
 def _timed_cpu(fn, iters: int) -> tuple[float, float, float]:
-    """(mean wall s, spread, CPU s of this process per call) of ``fn`` after one warm-up."""
+    """(mean wall s, spread, CPU s of this process per call) of ``fn`` after one warm-up (tracing) call."""
     import time
 
+    fn()
     c0 = time.process_time()
-    mean, sd = timed(fn, warmup=1, iters=iters)
-    return mean, sd, (time.process_time() - c0) / (iters + 1)
+    mean, sd = timed(fn, warmup=0, iters=iters)
+    return mean, sd, (time.process_time() - c0) / iters
 
 
 def _model_rows(

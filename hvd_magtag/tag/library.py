@@ -36,6 +36,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from hvd_magtag import distributed
 from hvd_magtag.errors import DataError
 from hvd_magtag.tag.results import FileFailure, TagResult
@@ -276,6 +278,7 @@ def _job(tagger, inputs: Sequence[str], results: ResultsDir, options: Options, c
     plan = from_root(lambda: _plan(results, inputs, tagger, options, ctx.size))
     run, todo = plan["run"], plan["todo"]
     workers = options.workers or ctx.threads
+    tagger.predict_windows(np.zeros((1, tagger.spec.window), np.float32))  # trace the model once, up front
     infos = _scan(todo, ctx, workers)
     scanned = time.monotonic()
 
