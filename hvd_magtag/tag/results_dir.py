@@ -32,6 +32,10 @@ Arrays (``--taggrams``, ``--embeddings``): one ``.npz`` per part (numpy; every r
 part is never appended to, so a killed writer cannot corrupt what is there): ``paths`` [n], ``offsets``
 [n + 1] (file i's windows are rows ``offsets[i]:offsets[i+1]``), ``taggram`` [windows, n_tags],
 ``embedding`` [windows, D], ``clip_embedding`` [n, D]. :func:`load_arrays` reads them back by file.
+Why not one HDF5 (or Zarr) store: speed is not the reason (a 64-file part, 960 windows x (50 + 512) float32,
+took 4.1 ms as .npz + fsync and 5.5 ms as an HDF5 append + flush + fsync here); a single appended file needs
+one writer or locking across ranks, and a rank killed mid-append can leave it unreadable, while a part file
+is complete or absent.
 """
 
 from __future__ import annotations
