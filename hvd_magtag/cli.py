@@ -57,14 +57,27 @@ def env_rank_size(environ: dict[str, str] | None = None) -> tuple[int, int]:
 class OneLineParser(argparse.ArgumentParser):
     """argparse whose usage errors are one stderr line (no usage block), exit code :data:`EXIT_USAGE`.
 
-    ``debug_flag=True`` adds ``--debug`` (full tracebacks; pass ``args.debug`` to :func:`run_cli`).
-    Sub-command parsers (``add_subparsers``) are OneLineParsers too, without their own ``--debug``.
+    ``debug_flag=True`` adds ``--debug`` (full tracebacks; pass ``args.debug`` to :func:`run_cli`) and
+    ``--verbose`` (TensorFlow's start-up lines too; applied as soon as the arguments are parsed, before
+    TensorFlow loads: :func:`hvd_magtag.console.quiet_startup`). Sub-command parsers (``add_subparsers``) are
+    OneLineParsers too, without their own ``--debug``.
     """
 
     def __init__(self, *args: Any, debug_flag: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if debug_flag:
             self.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+            self.add_argument(
+                "--verbose", action="store_true", help="also show TensorFlow / tensorflow-io start-up lines"
+            )
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, extra = super().parse_known_args(args, namespace)
+        if getattr(parsed, "verbose", False):
+            from hvd_magtag import console
+
+            console.quiet_startup(verbose=True)
+        return parsed, extra
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
@@ -90,7 +103,11 @@ def run_cli(
     """Run ``fn()`` with logging configured; its int result is the exit code (anything else: 0).
 
     Our errors become one ``error: ...`` line on rank 0 and their exit code (:func:`exit_code`); with
-    ``debug``, or for any other exception, the exception propagates (traceback, exit code 1)."""
+    ``debug``, or for any other exception, the exception propagates (traceback, exit code 1). TensorFlow's
+    start-up chatter is off first (:func:`hvd_magtag.console.quiet_startup`, unless ``--verbose``)."""
+    from hvd_magtag import console
+
+    console.quiet_startup()
     logging.basicConfig(level=log_level, format=log_format)
     try:
         result = fn()
