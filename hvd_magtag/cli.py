@@ -58,8 +58,8 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse whose usage errors are one stderr line (no usage block), exit code :data:`EXIT_USAGE`.
 
     ``debug_flag=True`` adds ``--debug`` (full tracebacks; pass ``args.debug`` to :func:`run_cli`) and
-    ``--verbose`` (TensorFlow's start-up lines too; applied as soon as the arguments are parsed, before
-    TensorFlow loads: :func:`hvd_magtag.console.quiet_startup`). Sub-command parsers (``add_subparsers``) are
+    ``--verbose`` (TensorFlow's start-up lines too). Parsing applies the output policy
+    (:func:`hvd_magtag.console.quiet_startup`), before TensorFlow loads. Sub-command parsers (``add_subparsers``) are
     OneLineParsers too, without their own ``--debug``.
     """
 
@@ -73,10 +73,9 @@ class OneLineParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         parsed, extra = super().parse_known_args(args, namespace)
-        if getattr(parsed, "verbose", False):
-            from hvd_magtag import console
+        from hvd_magtag import console
 
-            console.quiet_startup(verbose=True)
+        console.quiet_startup(True if getattr(parsed, "verbose", False) else None)  # before TensorFlow loads
         return parsed, extra
 
     def error(self, message: str):
