@@ -36,6 +36,12 @@ Model conventions relied on (hvd_magtag.models): the output layer is named ``tag
 ``embedding`` gives the per-window features of split models; superpool models hold a sub-model named
 ``window_encoder`` mapping one window (model input) to its embedding ``[D]``.
 
+Formats ``from_bytes`` / ``prepare_bytes`` take (decoded in the graph, no Python in the SavedModel): mp3
+(MPEG-1/2/2.5 Layer III, CBR/VBR), wav with 16-bit PCM samples (format tag 1: not 8/24/32-bit, float or
+WAVE_FORMAT_EXTENSIBLE), flac with 16-bit samples, ogg Vorbis. Every other file (those WAV and FLAC
+variants, Opus, AIFF, M4A AAC/ALAC): decode it in Python (``hvd_magtag.audio.decode_file``) and call
+``from_waveform``, as ``hvd_magtag.tag`` does.
+
 The mp3 sample rate is not part of the decoded tensor: :func:`header_sample_rate` reads it (and the rate of
 wav, flac and ogg) from the file header in the graph.
 """
@@ -58,10 +64,6 @@ HEADER_BYTES = 1 << 16
 SAVED_MODEL_FILE = "saved_model.pb"
 
 log = logging.getLogger("hvd_magtag.export")
-
-# MPEG audio sample rates (Hz) by [version bits, sample-rate index] of a frame header.
-# version bits: 0 = MPEG 2.5, 1 = reserved, 2 = MPEG 2, 3 = MPEG 1; index 3 is reserved.
-_MPEG_RATES = [[11025, 12000, 8000], [0, 0, 0], [22050, 24000, 16000], [44100, 48000, 32000]]
 
 
 class ExportError(ValueError):
@@ -159,7 +161,9 @@ def _rate_mp3(contents):
         tf.reduce_any(sync), ["mp3: no MPEG audio frame header in the first bytes of the file"]
     )
     first = tf.cast(tf.argmax(tf.cast(sync, tf.int32)), tf.int32)
-    return tf.gather_nd(tf.constant(_MPEG_RATES, tf.int32), [version[first], rate_index[first]])
+    from hvd_magtag.audio.formats import MPEG_RATES
+
+    return tf.gather_nd(tf.constant(MPEG_RATES, tf.int32), [version[first], rate_index[first]])
 
 
 _RATE_READERS = {"mp3": _rate_mp3, "wav": _rate_wav, "flac": _rate_flac, "ogg": _rate_ogg}
@@ -168,21 +172,25 @@ _RATE_READERS = {"mp3": _rate_mp3, "wav": _rate_wav, "flac": _rate_flac, "ogg": 
 def header_sample_rate(contents, fmt):
     """Sample rate (Hz, int32 scalar) of an encoded file, read from its header in the graph.
 
-    contents: scalar tf.string (the file's bytes); fmt: scalar tf.string mp3 | wav | flac | ogg (any
-    extension in ``hvd_magtag.audio.FORMATS``). mp3: the first MPEG frame header after an ID3v2 tag; wav:
+    contents: scalar tf.string (the file's bytes); fmt: scalar tf.string mp3 | wav | flac | ogg (or an
+    extension of those formats: ``hvd_magtag.audio.GRAPH_NAMES``). mp3: the first MPEG frame header after an ID3v2 tag; wav:
     the ``fmt`` chunk; flac: STREAMINFO; ogg: the Vorbis identification header. A missing header raises
     ``InvalidArgumentError`` at run time.
     """
     import tensorflow as tf
 
-    from hvd_magtag.audio import FORMATS
+    from hvd_magtag.audio.formats import GRAPH_NAMES
 
     names = list(_RATE_READERS)
     fmt = tf.strings.lower(fmt)
-    hit = tf.where(tf.equal(tf.constant(list(FORMATS)), fmt))
-    tf.debugging.assert_positive(tf.size(hit), message="unsupported audio format (use mp3|wav|flac|ogg)")
+    hit = tf.where(tf.equal(tf.constant(list(GRAPH_NAMES)), fmt))
+    tf.debugging.assert_positive(
+        tf.size(hit),
+        message="from_bytes takes mp3, wav (16-bit PCM), flac (16-bit) and ogg (Vorbis); decode other files "
+        "in Python (hvd_magtag.audio.decode_file) and call from_waveform",
+    )
     branch = tf.gather(
-        tf.constant([names.index(v) for v in FORMATS.values()], tf.int32), tf.reshape(hit, [-1])[0]
+        tf.constant([names.index(v) for v in GRAPH_NAMES.values()], tf.int32), tf.reshape(hit, [-1])[0]
     )
     return tf.switch_case(branch, [lambda r=_RATE_READERS[n]: r(contents) for n in names])
 

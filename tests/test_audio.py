@@ -16,8 +16,9 @@ FREQ_TOLERANCE_HZ = 3.0
 def test_format_of_maps_extensions_and_rejects_unknown():
     assert audio.format_of("/a/b/Song.MP3") == "mp3"
     assert audio.format_of("x.oga") == "ogg"
-    with pytest.raises(ValueError, match="x.aiff"):
-        audio.format_of("x.aiff")
+    assert audio.format_of("x.aiff") == "aiff" and audio.format_of("y.M4A") == "m4a"
+    with pytest.raises(ValueError, match="x.mid"):
+        audio.format_of("x.mid")
 
 
 def test_wav_decode_is_pcm_exact_and_graph_switch_matches(tmp_path):

@@ -185,8 +185,10 @@ def test_mp3_cut_on_a_frame_boundary_is_caught_by_its_info_header(tmp_path):
 
 
 def test_unsupported_suffix_and_sniffing(tmp_path):
-    (tmp_path / "a.aiff").write_bytes(b"FORM....AIFF")
-    assert mf.inspect_file(tmp_path / "a.aiff").status == "unsupported"
+    (tmp_path / "a.mid").write_bytes(b"MThd\0\0\0\6")
+    assert mf.inspect_file(tmp_path / "a.mid").status == "unsupported"
+    (tmp_path / "a.aiff").write_bytes(b"FORM....AIFF")  # a supported suffix, but no AIFF inside
+    assert mf.inspect_file(tmp_path / "a.aiff").status == "garbage"
     assert mf.sniff_format(b"RIFF\x00\x00\x00\x00WAVEfmt ") == "wav"
     assert mf.sniff_format(b"ID3\x04") == "mp3" and mf.sniff_format(b"<html>") == ""
 

@@ -7,7 +7,7 @@ mtat        :func:`hvd_magtag.data.mtat.load`  ``annotations_final.csv`` (+ ``cl
 synthetic   the MTAT loader                    the same files, under ``locations.dataset_dir("synthetic")`` by default
 jamendo     :mod:`hvd_magtag.data.jamendo`     ``splits/split-N/autotagging_*-{train,validation,test}.tsv``
 fma         :mod:`hvd_magtag.data.fma`         ``fma_metadata/tracks.csv`` + ``genres.csv``
-folder      :mod:`hvd_magtag.data.folder`      any folder of mp3/wav/flac/ogg, optional ``tags.csv``
+folder      :mod:`hvd_magtag.data.folder`      any folder of audio files, optional ``tags.csv``
 =========== ================================= ===============================================================
 
 Every loader returns a :class:`~hvd_magtag.data.catalog.Catalog` whose splits are named train | valid | test
@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hvd_magtag.audio.formats import AUDIO_SUFFIXES  # the one table of formats (re-exported)
 from hvd_magtag.config import ConfigError
 from hvd_magtag.data.catalog import Catalog, Clip, MetadataError
 
@@ -52,8 +53,6 @@ LOADERS: dict[str, str] = {
 #: The split names every catalog uses.
 SPLITS = ("train", "valid", "test")
 
-#: Audio file types the toolkit decodes (lower-case suffixes).
-AUDIO_SUFFIXES = (".mp3", ".wav", ".flac", ".ogg")
 
 _TOP_N = re.compile(r"top(\d+)")
 

@@ -62,21 +62,28 @@ def file_rates(clips: Sequence[Clip], manifest: Any = None) -> list[int]:
 
 
 def file_formats(clips: Sequence[Clip], manifest: Any = None) -> list[str]:
-    """Decoder name (mp3 | wav | flac | ogg) of each clip's file: the format the manifest sniffed from the
-    file's first bytes when it has one (``Manifest.format(path)``), else the file extension."""
-    sniffed = getattr(manifest, "format", None)
+    """The decoder of each clip's file: mp3 | wav | flac | ogg (in the graph) or soundfile | av (in Python,
+    ``audio.decode_python``). The manifest's choice for that file when it has one (``Manifest.decoder``:
+    the graph decoder when it takes the file, e.g. not a 24-bit WAV), else from the suffix (the format's
+    graph decoder, or its Python one when it has none: :mod:`hvd_magtag.audio.formats`)."""
+    from hvd_magtag.audio.formats import BY_NAME
+
+    chosen = getattr(manifest, "decoder", None)
     out = []
     for c in clips:
-        fmt = sniffed(c.path) if callable(sniffed) and not isinstance(manifest, Mapping) else ""
-        out.append(audio.FORMATS.get(fmt, "") or audio.format_of(c.path))
+        decoder = chosen(c.path) if callable(chosen) and not isinstance(manifest, Mapping) else ""
+        if not decoder:
+            entry = BY_NAME[audio.format_of(c.path)]
+            decoder = entry.graph or entry.python
+        out.append(decoder)
     return out
 
 
 class ClipTable:
     """Per-clip constants as tensors, gathered by clip index inside the graph.
 
-    paths [n] string, rates [n] int64 (Hz), labels [n, n_tags] float32, formats (one Python str when all files
-    share a format, else [n] string), samples [n] int64 (decoded samples per channel; 0 = unknown),
+    paths [n] string, rates [n] int64 (Hz), labels [n, n_tags] float32, format: the files' decoders (one
+    Python str when all files share one, else [n] string; :func:`file_formats`), samples [n] int64 (decoded samples per channel; 0 = unknown),
     audio_start / audio_end [n] int64 (bytes: an mp3's audio frames, ``Manifest.audio_range``; 0 = unknown).
     """
 

@@ -1,4 +1,5 @@
-"""Any folder of audio (mp3 / wav / flac / ogg, searched recursively) -> Catalog, optionally with tags.
+"""Any folder of audio (every suffix of ``hvd_magtag.audio.AUDIO_SUFFIXES``, searched recursively) -> Catalog,
+optionally with tags.
 
 Tags come from ``root/tags.csv`` when it exists: a comma-separated file with a header naming the columns
 ``path`` and ``tags`` and, optionally, ``split``::
@@ -104,7 +105,7 @@ def load(
     """A catalog of the audio under ``root`` (see the module docstring for the tags file and vocabularies).
 
     Args:
-        root: the folder searched recursively for mp3/wav/flac/ogg files.
+        root: the folder searched recursively for audio files (``AUDIO_SUFFIXES``).
         vocabulary: ``topN`` or a tag list file.
         tags_file: the tags CSV; default ``root/tags.csv`` if it exists.
         check_audio: leave out (and report) listed files that do not exist.
@@ -166,6 +167,7 @@ def _fit_top_n(vocabulary: str, n_tags: int) -> str:
 def from_config(data_cfg: DataConfig, *, check_audio: bool = True) -> Catalog:
     """``load`` with ``data_cfg``: data.root (the folder), data.vocabulary; the split comes from tags.csv."""
     root = resolve_root(
-        data_cfg.root, what="a folder of audio files (mp3/wav/flac/ogg), optionally with tags.csv"
+        data_cfg.root,
+        what="a folder of audio files (mp3, wav, flac, ogg, opus, aiff, m4a...), optionally with tags.csv",
     )
     return load(root, vocabulary=data_cfg.vocabulary, check_audio=check_audio)

@@ -6,7 +6,7 @@ records one :class:`FileInfo` per file and returns the catalog without the bad f
 
 - ``missing``: no such file;
 - ``empty``: 0 bytes (MTAT and FMA each ship a few);
-- ``unsupported``: not .mp3/.wav/.flac/.ogg;
+- ``unsupported``: a suffix that is not one of ``hvd_magtag.audio.AUDIO_SUFFIXES``;
 - ``garbage``: the decoder for its suffix rejects it (random bytes, an HTML error page, a WAV named .mp3:
   the pipeline decodes by suffix, so the reason says what the bytes look like and how to fix it), or an MP3
   whose sample rate or channel count changes mid-stream (two streams glued together);
@@ -15,9 +15,11 @@ records one :class:`FileInfo` per file and returns the catalog without the bad f
 - ``too short``: shorter than ``min_duration`` seconds (decided at validation from the recorded duration,
   so changing the minimum needs no rescan).
 
-How a file is checked: ``tfio.audio.AudioIOTensor(path)`` gives the sample rate and shape, a full decode of
-the bytes with the decoder the pipeline uses for that suffix (``tfio.audio.decode_mp3`` ...) proves it
-decodes and gives the real length (``duration = decoded samples / rate``), and a walk over the MP3 frames /
+How a file is checked: the format's in-graph decoder, exactly as the pipeline runs it
+(``hvd_magtag.audio.decode``; tensorflow-io's ``AudioIOTensor`` gives the sample rate and header length)
+decodes the whole file; when it does not take the file (24-bit WAV, 24-bit FLAC...) or the format has none
+(Opus, AIFF, M4A), the format's Python decoder does (``hvd_magtag.audio.decode_file``: soundfile or PyAV).
+``FileInfo.decoder`` records which one the pipeline must use; ``duration = decoded samples / rate``. A walk over the MP3 frames /
 Ogg pages / WAV chunks finds truncation that decoders silently accept. For an MP3 the walk
 (:func:`mp3_layout`) also records the byte range of its audio frames (``FileInfo.audio_start`` /
 ``audio_end``: after the ID3v2 tags and the Xing/Info/VBRI header frame, before trailing ID3v1 / APE /
@@ -53,6 +55,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from hvd_magtag.audio.containers import (  # noqa: F401 (re-exported)
+    STRUCTURE_CHECKS,
+    check_flac,
+    check_ogg,
+    check_wav,
+    file_problem,
+    sniff_format,
+)
+from hvd_magtag.audio.mpeg import Mp3Layout, _mp3_frame, check_mp3, mp3_layout  # noqa: F401 (re-exported)
 from hvd_magtag.data.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -60,14 +71,11 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME = "hvd_magtag_manifest.json"
 REPORT_NAME = "hvd_magtag_bad_files.tsv"
 #: bump when the checks change: cached entries of another version are rescanned
-SCANNER_VERSION = 2
+SCANNER_VERSION = 3
 
 #: tfio.audio.AudioIOTensor is not safe to open from several threads at once: two concurrent opens can
 #: report each other's dtype/shape. Opening is cheap (< 1 ms, no decoding); decoding stays parallel.
 _AUDIO_IO_LOCK = threading.Lock()
-
-#: file suffix -> decoder name (the formats hvd_magtag.audio decodes)
-FORMATS = {".mp3": "mp3", ".wav": "wav", ".flac": "flac", ".ogg": "ogg"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,9 @@ class FileInfo:
     mtime_ns: int
     status: str
     detail: str = ""  # why not ok, one line
-    format: str = ""  # decoder chosen by the suffix: mp3 | wav | flac | ogg
+    format: str = (
+        ""  # the format named by the suffix (hvd_magtag.audio.formats): mp3 | wav | flac | ogg | ...
+    )
     rate: int = 0  # Hz
     channels: int = 0
     samples: int = 0  # decoded samples per channel
@@ -87,6 +97,9 @@ class FileInfo:
     # 0, 0 for other formats
     audio_start: int = 0
     audio_end: int = 0
+    # the decoder that decodes this file: in the graph (mp3 | wav | flac | ogg) when the format's graph
+    # decoder takes it, else the format's Python decoder (soundfile | av); "" for a bad file
+    decoder: str = ""
 
     @property
     def ok(self) -> bool:
@@ -105,7 +118,8 @@ class FileInfo:
 class Manifest:
     """Per-file facts for the files of one validated catalog (keys: the clips' absolute paths).
 
-    ``rate(path)`` Hz, ``channels(path)``, ``duration(path)`` s, ``samples(path)`` per channel, ``format(path)``;
+    ``rate(path)`` Hz, ``channels(path)``, ``duration(path)`` s, ``samples(path)`` per channel, ``format(path)``,
+    ``decoder(path)``, ``audio_range(path)`` (mp3 bytes);
     ``bad``: [(path, reason)] for every file left out (decode failures and clips shorter than
     ``min_duration``). ``cache_path`` / ``report_path``: where the JSON cache and the report were written;
     ``scanned`` / ``reused``: files decoded in this call vs taken from the cache.
@@ -149,6 +163,10 @@ class Manifest:
     def format(self, path: str) -> str:
         return self.info(path).format
 
+    def decoder(self, path: str) -> str:
+        """The decoder the pipeline uses for ``path``: mp3 | wav | flac | ogg (in the graph) or soundfile | av."""
+        return self.info(path).decoder
+
     def audio_range(self, path: str) -> tuple[int, int]:
         """``(audio_start, audio_end)`` bytes of an mp3's audio frames (``(0, 0)`` for other formats)."""
         entry = self.info(path)
@@ -178,7 +196,13 @@ class Manifest:
 
 
 def inspect_file(path: str | Path) -> FileInfo:
-    """Check one audio file (see the module docstring for the statuses). Safe to call from threads."""
+    """Check one audio file (see the module docstring for the statuses). Safe to call from threads.
+
+    The decoder recorded is the first that decodes the whole file without error: the format's in-graph
+    decoder (``hvd_magtag.audio.decode``, exactly what the pipeline runs), else its Python decoder
+    (``hvd_magtag.audio.decode_file``); a file neither decodes is bad with the reason of the last one."""
+    from hvd_magtag.audio.formats import AUDIO_SUFFIXES, BY_SUFFIX
+
     path = str(path)
     try:
         stat = os.stat(path)
@@ -187,11 +211,15 @@ def inspect_file(path: str | Path) -> FileInfo:
     except OSError as e:
         return FileInfo(-1, 0, "missing", f"cannot stat ({e.strerror})")
     size, mtime = stat.st_size, stat.st_mtime_ns
-    fmt = FORMATS.get(Path(path).suffix.lower(), "")
-    if not fmt:
+    entry = BY_SUFFIX.get(Path(path).suffix.lower())
+    if entry is None:
         return FileInfo(
-            size, mtime, "unsupported", f"suffix {Path(path).suffix!r} is not one of {', '.join(FORMATS)}"
+            size,
+            mtime,
+            "unsupported",
+            f"suffix {Path(path).suffix!r} is not one of {', '.join(AUDIO_SUFFIXES)}",
         )
+    fmt = entry.name
     if size == 0:
         return FileInfo(size, mtime, "empty", "0 bytes", fmt)
     try:
@@ -199,407 +227,93 @@ def inspect_file(path: str | Path) -> FileInfo:
             data = handle.read()
     except OSError as e:
         return FileInfo(size, mtime, "missing", f"cannot read ({e.strerror})", fmt)
-    sniffed = sniff_format(data)
-    if sniffed and sniffed != fmt:
-        return FileInfo(
-            size,
-            mtime,
-            "garbage",
-            f"named .{fmt} but the bytes are {sniffed.upper()}; rename it to .{sniffed}",
-            fmt,
-        )
-    layout = mp3_layout(data) if fmt == "mp3" else None
-    structure = layout.problem if layout is not None else STRUCTURE_CHECKS[fmt](data)
-    if structure and structure[0] == "garbage":
-        return FileInfo(size, mtime, "garbage", structure[1], fmt)
+    problem = file_problem(path, data)
+    if problem and problem[0] == "garbage":
+        return FileInfo(size, mtime, *problem, fmt)
+    layout = mp3_layout(data) if entry.container == "mp3" else None
+    structure = problem
 
+    failure: tuple[str, str] = ("garbage", f"not a readable {fmt} file")
+    if entry.graph:
+        result = _graph_decode(path, data, entry.graph, fmt)
+        if isinstance(result, FileInfo):
+            found = result
+        else:
+            found, failure = None, result
+    else:
+        found = None
+    if found is None:
+        result = _python_decode(path, entry.python, fmt)
+        if isinstance(result, FileInfo):
+            found = result
+        elif not (entry.graph and result[0] == "garbage" and failure[0] == "truncated"):
+            failure = result
+    if found is None:
+        if structure:  # what the bytes show explains why the decoders fail
+            return FileInfo(size, mtime, *structure, fmt)
+        return FileInfo(size, mtime, *failure, fmt)
+    found = dataclasses.replace(found, size=size, mtime_ns=mtime)
+    if structure:  # truncated, though a decoder accepted it
+        return dataclasses.replace(found, status=structure[0], detail=structure[1], decoder="")
+    if layout is not None and found.decoder == "mp3":
+        from hvd_magtag.audio.windows import MP3_WARMUP_SAMPLES
+
+        start, end = layout.audio_range(found.samples, MP3_WARMUP_SAMPLES)
+        found = dataclasses.replace(found, audio_start=start, audio_end=end)
+    return found
+
+
+def _graph_decode(path: str, data: bytes, decoder: str, fmt: str) -> FileInfo | tuple[str, str]:
+    """The file decoded by the pipeline's in-graph decoder (rate and header length from tensorflow-io's
+    AudioIOTensor), or (status, why) when that decoder does not take it."""
     import tensorflow as tf
     import tensorflow_io as tfio
 
+    from hvd_magtag.audio.decoding import decode
+
     try:
         with _AUDIO_IO_LOCK:  # AudioIOTensor's reader resource is shared between concurrent calls (seen)
-            audio = tfio.audio.AudioIOTensor(path)
-            rate = int(audio.rate.numpy())
-            header_samples, channels = (int(n) for n in audio.shape.numpy())
-            dtype = audio.dtype
+            reader = tfio.audio.AudioIOTensor(path)
+            rate = int(reader.rate.numpy())
+            header_samples, channels = (int(n) for n in reader.shape.numpy())
     except (tf.errors.OpError, ValueError) as e:
-        if structure:  # cut so early that even the header is unreadable
-            return FileInfo(size, mtime, *structure, fmt)
-        return FileInfo(size, mtime, "garbage", f"not a readable {fmt} file ({_tf_message(e)})", fmt)
+        return ("garbage", f"not a readable {fmt} file ({_tf_message(e)})")
     try:
-        decoded = DECODERS[fmt](tf.constant(data), dtype)
-        samples = int(decoded.shape[0])
+        samples = int(decode(tf.constant(data), decoder).shape[0])
     except tf.errors.OpError as e:
-        if structure:
-            return FileInfo(size, mtime, *structure, fmt, rate, channels, 0)
         cut = isinstance(e, tf.errors.OutOfRangeError) or "unable to read" in _tf_message(e)
-        detail = f"{fmt} decoder fails: {_tf_message(e)}"
-        return FileInfo(size, mtime, "truncated" if cut else "garbage", detail, fmt, rate, channels, 0)
-    if structure:  # truncated, though the decoder accepted it
-        return FileInfo(size, mtime, structure[0], structure[1], fmt, rate, channels, samples)
+        return ("truncated" if cut else "garbage", f"{fmt} decoder fails: {_tf_message(e)}")
     if samples == 0 or rate <= 0:
-        return FileInfo(
-            size, mtime, "garbage", f"decodes to {samples} samples at {rate} Hz", fmt, rate, channels
-        )
+        return ("garbage", f"decodes to {samples} samples at {rate} Hz")
     if samples < 0.99 * header_samples:
-        return FileInfo(
-            size,
-            mtime,
-            "truncated",
-            f"header announces {header_samples} samples, decoding gives {samples}",
-            fmt,
-            rate,
-            channels,
-            samples,
-        )
-    audio_start = audio_end = 0
-    if layout is not None:
-        from hvd_magtag.audio import MP3_WARMUP_SAMPLES
+        return ("truncated", f"header announces {header_samples} samples, decoding gives {samples}")
+    return FileInfo(0, 0, "ok", "", fmt, rate, channels, samples, decoder=decoder)
 
-        audio_start, audio_end = layout.audio_range(samples, MP3_WARMUP_SAMPLES)
-    return FileInfo(size, mtime, "ok", "", fmt, rate, channels, samples, audio_start, audio_end)
+
+def _python_decode(path: str, decoder: str, fmt: str) -> FileInfo | tuple[str, str]:
+    """The file decoded whole by its Python decoder (``hvd_magtag.audio.stream_file``), or (status, why)."""
+    from hvd_magtag.audio.decoding import DecodeError, stream_file
+
+    samples = 0
+    try:
+        rate, channels, frames, blocks = stream_file(path, 1 << 13, decoder)  # small: count what decodes
+        for block in blocks:
+            samples += len(block)
+    except DecodeError as e:
+        reason = str(e).split(": ", 1)[-1]
+        return ("truncated" if samples else "garbage", reason)
+    except (OSError, RuntimeError, ValueError, MemoryError) as e:
+        return ("garbage", f"{decoder} fails: {e}".replace("\n", " "))
+    if samples == 0 or rate <= 0:
+        return ("garbage", f"decodes to {samples} samples at {rate} Hz")
+    if frames > 0 and samples < 0.99 * frames:
+        return ("truncated", f"header announces {frames} samples, decoding gives {samples}")
+    return FileInfo(0, 0, "ok", "", fmt, rate, channels, samples, decoder=decoder)
 
 
 def _tf_message(e: Exception) -> str:
     message = getattr(e, "message", str(e))
     return re.sub(r"\{\{.*?\}\}\s*", "", message).split(" [Op:")[0].strip()
-
-
-def _decode_mp3(data, dtype):
-    import tensorflow_io as tfio
-
-    return tfio.audio.decode_mp3(data)
-
-
-def _decode_wav(data, dtype):
-    import tensorflow_io as tfio
-
-    return tfio.audio.decode_wav(data, dtype=dtype)
-
-
-def _decode_flac(data, dtype):
-    import tensorflow_io as tfio
-
-    return tfio.audio.decode_flac(data, dtype=dtype)
-
-
-def _decode_ogg(data, dtype):
-    import tensorflow_io as tfio
-
-    return tfio.audio.decode_vorbis(data)
-
-
-DECODERS = {"mp3": _decode_mp3, "wav": _decode_wav, "flac": _decode_flac, "ogg": _decode_ogg}
-
-
-def sniff_format(data: bytes) -> str:
-    """The audio format the first bytes announce ("" if none is recognisable; raw MP3 frames count as mp3)."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        return "wav"
-    if data[:4] == b"fLaC":
-        return "flac"
-    if data[:4] == b"OggS":
-        return "ogg"
-    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
-        return "mp3"
-    return ""
-
-
-# -- container structure (what decoders silently accept) -------------------------------------------------------
-
-# MPEG audio bitrates in kbit/s by (MPEG-1?, layer), for bitrate index 1..14
-_MP3_KBPS = {
-    (True, 1): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
-    (True, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
-    (True, 3): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
-    (False, 1): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
-    (False, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
-    (False, 3): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
-}
-_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
-#: Bytes after the ID3v2 tag(s) searched for the first MPEG frame.
-MP3_SYNC_SEARCH_BYTES = 1 << 16
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """One MPEG audio frame header: its length in bytes and what must stay constant along a stream."""
-
-    length: int
-    mpeg1: bool
-    layer: int
-    rate: int  # Hz
-    channels: int
-    crc: bool  # a 16-bit CRC follows the header
-
-    @property
-    def samples(self) -> int:
-        """Samples per channel the frame decodes to."""
-        return 384 if self.layer == 1 else 1152 if self.mpeg1 or self.layer == 2 else 576
-
-    def same_stream(self, other: _Frame) -> bool:
-        return (self.mpeg1, self.layer, self.rate) == (other.mpeg1, other.layer, other.rate)
-
-
-def _mp3_header(data: bytes, i: int) -> _Frame | None:
-    """The valid MPEG audio frame header at ``data[i]``, else None."""
-    if i < 0 or i + 4 > len(data) or data[i] != 0xFF or data[i + 1] & 0xE0 != 0xE0:
-        return None
-    version, layer_bits = (data[i + 1] >> 3) & 3, (data[i + 1] >> 1) & 3
-    bitrate_index, rate_index = data[i + 2] >> 4, (data[i + 2] >> 2) & 3
-    if version == 1 or layer_bits == 0 or bitrate_index in (0, 15) or rate_index == 3:
-        return None  # reserved values (free-format streams are not supported either)
-    mpeg1, layer = version == 3, 4 - layer_bits
-    bitrate = _MP3_KBPS[(mpeg1, layer)][bitrate_index - 1] * 1000
-    rate = _MP3_RATES[version][rate_index]
-    padding = (data[i + 2] >> 1) & 1
-    if layer == 1:
-        length = (12 * bitrate // rate + padding) * 4
-    else:
-        length = (144 if mpeg1 or layer == 2 else 72) * bitrate // rate + padding
-    channels = 1 if data[i + 3] >> 6 == 3 else 2
-    return _Frame(length, mpeg1, layer, rate, channels, not data[i + 1] & 1)
-
-
-def _mp3_frame(data: bytes, i: int) -> tuple[int, bool, int] | None:
-    """(frame length in bytes, MPEG-1?, channels) of a valid MPEG audio frame header at ``data[i]``, else None."""
-    frame = _mp3_header(data, i)
-    return None if frame is None else (frame.length, frame.mpeg1, frame.channels)
-
-
-def _syncsafe(b: bytes) -> int | None:
-    """A 28-bit ID3v2 "syncsafe" size (4 bytes of 7 bits), None if a byte has its top bit set."""
-    if len(b) != 4 or any(x & 0x80 for x in b):
-        return None
-    return b[0] << 21 | b[1] << 14 | b[2] << 7 | b[3]
-
-
-def _leading_tags_end(data: bytes) -> int:
-    """Offset just past the ID3v2 tag(s) at the start of ``data`` (header, body and footer; 0 if none)."""
-    start = 0
-    while data[start : start + 3] == b"ID3" and len(data) >= start + 10:
-        size = _syncsafe(data[start + 6 : start + 10])
-        if size is None:
-            break
-        start += 10 + size + (10 if data[start + 5] & 0x10 else 0)
-    return min(start, len(data))
-
-
-def _trailing_tags_start(data: bytes, start: int) -> int:
-    """Offset where trailing tags begin (ID3v1 / ID3v1 enhanced "TAG+", APEv1/v2, Lyrics3 v1/v2, an appended
-    ID3v2.4 tag with footer), in any order and number; ``len(data)`` if there are none."""
-    end = len(data)
-    while end > start:
-        before = end
-        if end - start >= 128 and data[end - 128 : end - 125] == b"TAG":
-            end -= 128
-            if end - start >= 227 and data[end - 227 : end - 223] == b"TAG+":
-                end -= 227
-        if end - start >= 32 and data[end - 32 : end - 24] == b"APETAGEX":
-            size = int.from_bytes(data[end - 20 : end - 16], "little")  # items + footer
-            has_header = data[end - 9] & 0x80
-            end -= size + (32 if has_header else 0)
-        if end - start >= 15 and data[end - 9 : end] == b"LYRICS200" and data[end - 15 : end - 9].isdigit():
-            end -= int(data[end - 15 : end - 9]) + 15
-        elif data[end - 9 : end] == b"LYRICSEND":
-            begin = data.rfind(b"LYRICSBEGIN", max(start, end - 5100 - 20), end)
-            if begin >= 0:
-                end = begin
-        if end - start >= 20 and data[end - 10 : end - 7] == b"3DI":
-            size = _syncsafe(data[end - 4 : end])
-            if size is not None:
-                end -= size + 20
-        if end == before:
-            break
-    return max(end, start)
-
-
-@dataclass(frozen=True)
-class Mp3Layout:
-    """Where the parts of an MP3 file lie, found by walking its frames (bytes are offsets into the file).
-
-    ``frames``: offsets of the audio frames the decoder turns into samples, in order, and after them the end
-    of the last one; the Xing/Info header frame is not among them (tensorflow-io's decoder, minimp3, skips
-    it and reads its frame count), a VBRI header frame is (minimp3 decodes it as a silent frame).
-    ``header``: "Xing" | "Info" | "VBRI" | "". ``announced``: the frame count of a Xing/Info header.
-    ``delay`` / ``padding``: samples per channel minimp3 drops at the start / end (from the LAME/Lavc
-    extension of a Xing/Info header: encoder delay + 529, padding - 529; 0 without one).
-    ``problem``: ("garbage" | "truncated", why) when the frames show the file is unusable, else None.
-    """
-
-    tags_end: int  # end of the leading ID3v2 tag(s)
-    trailing_start: int  # start of the trailing tags (ID3v1, APE, Lyrics3, appended ID3v2)
-    first: int  # offset of the first frame (the header frame when there is one); -1 if none
-    frames: tuple[int, ...] = ()
-    samples_per_frame: int = 0
-    rate: int = 0
-    channels: int = 0
-    header: str = ""
-    announced: int | None = None
-    delay: int = 0
-    padding: int = 0
-    problem: tuple[str, str] | None = None
-
-    @property
-    def audio_start(self) -> int:
-        """Offset of the first audio frame after the tags and the VBR header frame (-1 if none)."""
-        skip = 1 if self.header == "VBRI" else 0
-        return self.frames[skip] if len(self.frames) > skip + 1 else -1
-
-    def audio_range(self, decoded_samples: int, warmup: int) -> tuple[int, int]:
-        """``(start, end)`` byte range of whole audio frames whose decoded samples all lie inside the
-        whole-file decode of ``decoded_samples`` samples per channel, where a decode starting at ``start``
-        is exact after its first ``warmup`` samples.
-
-        The whole-file decode is the concatenated frames minus ``delay`` samples at the start, cut to
-        ``decoded_samples`` (minimp3 drops the encoder padding and stops at the announced frame count). A
-        decode from byte ``start`` gives frame samples from there on; its first ``warmup`` samples are
-        dropped, so frames are skipped until ``start``'s frame + ``warmup`` lies past ``delay``. The end is
-        the last frame that ends within ``delay + decoded_samples``. ``(0, 0)`` when nothing is left.
-        """
-        spf, n = self.samples_per_frame, len(self.frames) - 1
-        if n <= 0 or spf <= 0:
-            return (0, 0)
-        lead = max(1 if self.header == "VBRI" else 0, -(-max(0, self.delay - warmup) // spf))
-        keep = min(n, (self.delay + decoded_samples) // spf)
-        if keep <= lead:
-            return (0, 0)
-        return (self.frames[lead], self.frames[keep])
-
-
-def mp3_layout(data: bytes) -> Mp3Layout:
-    """Walk the frames of an MP3 file: leading ID3v2 tags (with footers), the first frame (one whose
-    successor is a frame of the same stream, as decoders lock on), a Xing/Info/VBRI header frame, every
-    frame to the trailing tags. ``problem`` says when the bytes are not usable: no frames; a last frame
-    longer than the bytes left or fewer frames than a Xing/Info header announces (truncated); a sample
-    rate, layer or channel count that changes mid-stream (garbage: decoders would mix rates)."""
-    tags_end = _leading_tags_end(data)
-    end = _trailing_tags_start(data, tags_end)
-    first, head = -1, None
-    position = data.find(b"\xff", tags_end, end)
-    while 0 <= position < min(end, tags_end + MP3_SYNC_SEARCH_BYTES):
-        head = _mp3_header(data, position)
-        if head:
-            successor = _mp3_header(data, position + head.length)
-            if position + head.length >= end or (successor and head.same_stream(successor)):
-                first = position
-                break
-        position = data.find(b"\xff", position + 1, end)
-    if first < 0 or head is None:
-        return Mp3Layout(tags_end, end, -1, problem=("garbage", "no MPEG audio frames found"))
-    header, announced, delay, padding = _vbr_header(data, first, head)
-    frames: list[int] = []
-    i = first + head.length if header in ("Xing", "Info") else first
-    problem = None
-    while True:
-        frame = _mp3_header(data, i)
-        if frame is None:
-            break
-        if not frame.same_stream(head) or frame.channels != head.channels:
-            what = (
-                f"sample rate changes from {head.rate} Hz to {frame.rate} Hz"
-                if frame.rate != head.rate
-                else f"channels change from {head.channels} to {frame.channels}"
-                if frame.channels != head.channels
-                else "the MPEG version or layer changes"
-            )
-            problem = ("garbage", f"{what} at byte {i}: a concatenation of different streams")
-            break
-        if i + frame.length > end:
-            problem = ("truncated", f"last MP3 frame is cut: needs {frame.length} bytes, {end - i} left")
-            break
-        frames.append(i)
-        i += frame.length
-    frames.append(i)
-    n_frames = len(frames) - 1
-    if problem is None and announced is not None and n_frames < announced:
-        # lenient: encoders differ on whether the header frame counts itself
-        problem = (
-            "truncated",
-            f"the Xing/Info header announces {announced} frames, the file holds {n_frames}",
-        )
-    return Mp3Layout(
-        tags_end, end, first, tuple(frames), head.samples, head.rate, head.channels, header, announced,
-        delay, padding, problem,
-    )  # fmt: skip
-
-
-def _vbr_header(data: bytes, first: int, head: _Frame) -> tuple[str, int | None, int, int]:
-    """(kind, announced frames, delay, padding) of a Xing/Info/VBRI header in the frame at ``first``, read as
-    minimp3 (tensorflow-io's decoder) reads it: a Xing/Info header it cannot parse is an ordinary audio frame
-    (kind ""), one without a frame count is skipped but gives no count."""
-    if head.layer != 3:
-        return ("", None, 0, 0)
-    if data[first + 36 : first + 40] == b"VBRI":
-        return ("VBRI", None, 0, 0)
-    side_info = (32 if head.channels == 2 else 17) if head.mpeg1 else (17 if head.channels == 2 else 9)
-    at, limit = first + 4 + (2 if head.crc else 0) + side_info, first + head.length
-    kind = data[at : at + 4]
-    if kind not in (b"Xing", b"Info") or limit - at < 8:
-        return ("", None, 0, 0)
-    flags = data[at + 7]
-    if not flags & 1:
-        return (kind.decode(), None, 0, 0)
-    tag = at + 8
-    if limit - tag < 4:
-        return ("", None, 0, 0)
-    announced = int.from_bytes(data[tag : tag + 4], "big")
-    tag += 4 + (4 if flags & 2 else 0) + (100 if flags & 4 else 0) + (4 if flags & 8 else 0)
-    if limit - tag < 1:
-        return ("", None, 0, 0)
-    if not data[tag]:
-        return (kind.decode(), announced, 0, 0)
-    if limit - tag <= 35:  # an encoder extension (LAME, Lavc) too short for its delay/padding fields
-        return ("", None, 0, 0)
-    t = data[tag + 21 : tag + 24]
-    delay = ((t[0] << 4) | (t[1] >> 4)) + 529
-    padding = (((t[1] & 0xF) << 8) | t[2]) - 529
-    return (kind.decode(), announced, delay, padding)
-
-
-def check_mp3(data: bytes) -> tuple[str, str] | None:
-    """("garbage" | "truncated", why) when the MP3 frame sequence shows it, else None (see :func:`mp3_layout`)."""
-    return mp3_layout(data).problem
-
-
-def check_wav(data: bytes) -> tuple[str, str] | None:
-    """("garbage" | "truncated", why) from the RIFF chunks: a data chunk announcing more bytes than present."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return ("garbage", "no RIFF/WAVE header")
-    i = 12
-    while i + 8 <= len(data):
-        chunk, size = data[i : i + 4], int.from_bytes(data[i + 4 : i + 8], "little")
-        if chunk == b"data":
-            if size not in (0, 0xFFFFFFFF) and i + 8 + size > len(data):
-                return ("truncated", f"WAV data chunk announces {size} bytes, {len(data) - i - 8} present")
-            return None
-        i += 8 + size + (size & 1)
-    return ("truncated", "WAV file ends before its data chunk")
-
-
-def check_ogg(data: bytes) -> tuple[str, str] | None:
-    """("garbage" | "truncated", why) from the Ogg pages: a cut last page or no end-of-stream page."""
-    if data[:4] != b"OggS":
-        return ("garbage", "no Ogg page at the start")
-    i, last_flags = 0, 0
-    while i + 27 <= len(data) and data[i : i + 4] == b"OggS":
-        n_segments = data[i + 26]
-        size = 27 + n_segments + sum(data[i + 27 : i + 27 + n_segments])
-        if i + size > len(data):
-            return ("truncated", f"last Ogg page is cut: needs {size} bytes, {len(data) - i} left")
-        last_flags = data[i + 5]
-        i += size
-    if not last_flags & 0x04:
-        return ("truncated", "the last Ogg page is not marked end-of-stream")
-    return None
-
-
-def check_flac(data: bytes) -> tuple[str, str] | None:
-    """FLAC frames are checked by the decoder; only the signature is checked here."""
-    return None if data[:4] == b"fLaC" else ("garbage", "no fLaC signature")
-
-
-STRUCTURE_CHECKS = {"mp3": check_mp3, "wav": check_wav, "ogg": check_ogg, "flac": check_flac}
 
 
 # -- scanning, caching, validating -----------------------------------------------------------------------------
@@ -640,8 +354,9 @@ def scan(paths: Iterable[str], workers: int | None = None) -> dict[str, FileInfo
 
 
 def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "hvd_magtag" / "manifests"
+    from hvd_magtag import locations
+
+    return locations.cache_dir("manifests")
 
 
 def _locations(root: Path, name: str, cache_dir: str | Path | None) -> list[tuple[Path, Path]]:
