@@ -22,11 +22,20 @@ def _file_rate(path: Path) -> int:
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Decode ``path`` (mp3 / wav / flac / ogg), downmix and resample: float32 [samples] at ``sample_rate`` Hz."""
+    """Decode ``path`` (any format of ``hvd_magtag.audio.formats``), downmix and resample: float32 [samples]
+    at ``sample_rate`` Hz. mp3 is decoded as training decodes it (tensorflow-io in the graph), other formats
+    by their Python decoder (``audio.decode_file``: soundfile / PyAV)."""
     path = Path(path)
     if not path.is_file():
         raise AnalysisError(f"{path}: audio file not found")
-    x = audio.load(str(path), audio.format_of(str(path)), _file_rate(path), sample_rate)
+    try:
+        if audio.format_of(str(path)) == "mp3":
+            x = audio.load(str(path), "mp3", _file_rate(path), sample_rate)
+        else:
+            samples, rate = audio.decode_file(path)
+            x = audio.resample(audio.to_mono(samples), rate, sample_rate)
+    except audio.DecodeError as e:
+        raise AnalysisError(str(e)) from None
     return np.asarray(x, np.float32).reshape(-1)
 
 

@@ -76,6 +76,7 @@ def decode(contents: tf.Tensor, fmt: str | tf.Tensor) -> tf.Tensor:
 
 def to_mono(x: tf.Tensor) -> tf.Tensor:
     """Downmix ``[samples, channels]`` to ``[samples]`` by averaging channels (a ``[samples]`` input is returned)."""
+    x = tf.convert_to_tensor(x)
     if x.shape.rank == 1:
         return x
     return tf.reduce_mean(x, axis=-1)
@@ -253,9 +254,12 @@ def decode_python(path: tf.Tensor, decoder: str | tf.Tensor = "") -> tf.Tensor:
     ``[samples, channels]`` at the file's own rate. Runs Python under the GIL (the decoders release it
     while they decode); see the README for its measured cost."""
 
+    def text(v) -> str:
+        v = v.item() if hasattr(v, "item") else v  # numpy_function passes 0-d arrays of bytes
+        return v.decode() if isinstance(v, bytes) else str(v)
+
     def run(p, d):
-        d = d.decode() if isinstance(d, bytes) else str(d)
-        return decode_file(p.decode(), d or None)[0]
+        return decode_file(text(p), text(d) or None)[0]
 
     out = tf.numpy_function(run, [path, decoder], tf.float32, stateful=False, name="decode_python")
     return tf.ensure_shape(out, [None, None])

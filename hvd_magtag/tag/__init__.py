@@ -18,7 +18,10 @@ Command line::
 weights) or an exported SavedModel folder (``saved_model.pb``, see :mod:`hvd_magtag.export`). Both run the
 same graph functions (:func:`hvd_magtag.export.tagging_module`).
 
-Input: mp3, wav (16-bit PCM), flac (16-bit), ogg (Vorbis); mono or multi-channel (averaged to mono); any
+Input: every format of :mod:`hvd_magtag.audio.formats` (mp3, wav of any sample type, flac, ogg Vorbis / Opus,
+aiff, m4a AAC / ALAC, aac): decoded in the graph where its graph decoder takes the file, else in Python
+(soundfile / PyAV); files the manifest would call unusable fail with its one-line reason. Mono or
+multi-channel (averaged to mono); any
 sample rate (resampled to the model's ``spec.sample_rate``); any length. The audio is cut into consecutive
 windows of ``spec.window`` samples over the whole file, the last one zero-padded (a file shorter than one
 window gives one zero-padded window). Probabilities are sigmoid outputs in [0, 1]; a file's clip

@@ -31,7 +31,8 @@ from hvd_magtag.tag.results import FileFailure
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.OneLineParser(
         prog="python -m hvd_magtag.tag",
-        description="Tag audio files with a trained model (mp3, wav, flac, ogg; folders are searched recursively).",
+        description="Tag audio files with a trained model (mp3, wav, flac, ogg, opus, aiff, m4a, aac; folders are "
+        "searched recursively).",
         epilog="Exit status: 0 all files tagged, 1 some file failed (named in the output), 2 usage error, "
         "3 no audio files found, 4 the model is not a run directory or export folder.",
         debug_flag=True,

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from hvd_magtag.audio import format_of
+from hvd_magtag.audio import decode_file, file_problem, format_of, graph_decoder, stream_file
 from hvd_magtag.tag.model import TaggerError
 from hvd_magtag.tag.results import FileFailure
 
@@ -68,6 +68,15 @@ def one_line(exc: BaseException) -> str:
     reason = re.sub(r"\s*\[Op:[^\]]*\]$", "", reason)  # op suffix
     reason = re.sub(r"^assertion failed: \[(.*)\]$", r"\1", reason)  # tf.debugging.Assert messages
     return f"{type(exc).__name__}: {reason}"
+
+
+def _check_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Raise :class:`TaggerError` with the manifest's one-line reason when the bytes show the file is unusable
+    (``audio.file_problem``: wrong container for its suffix, DRM, a cut last frame, a sample rate that
+    changes mid-stream...)."""
+    problem = file_problem(path, data)
+    if problem:
+        raise TaggerError(f"{path}: {problem[0]}: {problem[1]}")
 
 
 def cut_windows(x: np.ndarray, window: int) -> np.ndarray:
@@ -117,11 +126,25 @@ class Reader:
         size = os.path.getsize(path)  # a missing file raises FileNotFoundError naming it
         if size == 0:
             raise TaggerError(f"{path}: empty file (0 bytes)")
-        return size > self.whole_file_max_bytes
+        if size > self.whole_file_max_bytes:
+            _check_bytes(path, Path(path).read_bytes())
+            return True
+        return False
 
     def _whole(self, path: str | os.PathLike) -> tuple[np.ndarray, float]:
-        out = self.module.prepare_bytes(Path(path).read_bytes(), format_of(str(path)))
-        return out["waveform"].numpy(), int(out["samples"]) / int(out["sample_rate"])
+        """The whole file: in the graph (``prepare_bytes``, the exported ``from_bytes``) when its format's
+        graph decoder takes it, else decoded in Python (``audio.decode_file``) and ``prepare``d."""
+        data = Path(path).read_bytes()
+        _check_bytes(path, data)  # the manifest's checks: the same files are named unusable
+        graph = graph_decoder(format_of(str(path)))
+        if graph:
+            try:
+                out = self.module.prepare_bytes(data, graph)
+                return out["waveform"].numpy(), int(out["samples"]) / int(out["sample_rate"])
+            except tf.errors.InvalidArgumentError:
+                pass  # e.g. 24-bit WAV or FLAC: the Python decoder takes every variant
+        x, rate = decode_file(path)
+        return self.module.prepare(x, rate)["waveform"].numpy(), len(x) / rate
 
     def segments(self, path: str | os.PathLike) -> Iterator[tuple[np.ndarray, float]]:
         """A file as mono float32 ``[samples]`` pieces at ``spec.sample_rate`` Hz, each with its duration in
@@ -135,7 +158,14 @@ class Reader:
     def _stream(self, path: str | os.PathLike) -> Iterator[tuple[np.ndarray, float]]:
         import tensorflow_io as tfio
 
-        reader = tfio.audio.AudioIOTensor(str(path))
+        if not graph_decoder(format_of(str(path))):
+            yield from self._stream_python(path)
+            return
+        try:
+            reader = tfio.audio.AudioIOTensor(str(path))
+        except (tf.errors.OpError, ValueError):  # a variant tensorflow-io cannot open (24-bit WAV...)
+            yield from self._stream_python(path)
+            return
         rate = int(reader.rate.numpy())
         n_samples, n_channels = (int(v) for v in reader.shape.numpy())
         if rate <= 0 or n_channels <= 0:
@@ -162,6 +192,43 @@ class Reader:
             else:
                 y = y[first : first + (stop - start) // unit_in * unit_out]
             yield y, (stop - start) / rate
+
+    def _stream_python(self, path: str | os.PathLike) -> Iterator[tuple[np.ndarray, float]]:
+        """:meth:`_stream` for files read sequentially by a Python decoder (``audio.stream_file``): the same
+        segments, resampled with the same margins, from a rolling buffer."""
+        rate, channels, _, blocks = stream_file(path, 1 << 16)
+        target = self.spec.sample_rate
+        g = math.gcd(rate, target)
+        unit_in, unit_out = rate // g, target // g
+        segment = max(1, round(self.segment_seconds * rate / unit_in)) * unit_in
+        margin = (
+            0 if rate == target else max(1, math.ceil(RESAMPLE_MARGIN_SECONDS * rate / unit_in)) * unit_in
+        )
+        buf, buf_start, start, done = np.zeros((0, channels), np.float32), 0, 0, False
+        while True:
+            while not done and buf_start + len(buf) < start + segment + margin:
+                block = next(blocks, None)
+                if block is None:
+                    done = True
+                else:
+                    buf = np.concatenate([buf, block])
+            total = buf_start + len(buf)
+            if start >= total:
+                if start == 0:
+                    raise TaggerError(f"{path}: contains no audio samples")
+                return
+            stop = min(start + segment, total)
+            last = done and stop == total
+            lo, hi = max(0, start - margin), min(total, stop + margin)
+            y = self.module.prepare(buf[lo - buf_start : hi - buf_start], rate)["waveform"].numpy()
+            first = (start - lo) // unit_in * unit_out
+            y = y[first:] if last else y[first : first + (stop - start) // unit_in * unit_out]
+            yield y, (stop - start) / rate
+            if last:
+                return
+            start = stop
+            drop = max(0, start - margin - buf_start)
+            buf, buf_start = buf[drop:], buf_start + drop
 
     def window_chunks(self, path: str | os.PathLike) -> Iterator[tuple[np.ndarray, float]]:
         """A file as chunks ``[k <= chunk_windows, spec.window]`` of consecutive windows (the last window
