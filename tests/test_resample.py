@@ -172,8 +172,10 @@ def test_shifting_the_input_by_down_samples_shifts_the_output_by_up(rate_in):
 def test_gather_path_in_several_chunks_equals_the_convolution(monkeypatch):
     x = band_limited(3000, 44100, 2, seed=6, max_hz=7000)
     conv = audio.resample(tf.constant(x), 44100, 16000).numpy()
-    monkeypatch.setattr(audio, "RESAMPLE_MAX_CONV_WEIGHTS", 0)  # force the gather resampler ...
-    monkeypatch.setattr(audio, "_GATHER_CHUNK_ELEMENTS", 56 * 100)  # ... in chunks of 100 output samples
+    monkeypatch.setattr(audio.resampling, "RESAMPLE_MAX_CONV_WEIGHTS", 0)  # force the gather resampler ...
+    monkeypatch.setattr(
+        audio.resampling, "_GATHER_CHUNK_ELEMENTS", 56 * 100
+    )  # ... in chunks of 100 output samples
     gathered = audio.resample(tf.constant(x), 44100, 16000).numpy()
     dynamic = tf.function(lambda v, r: audio.resample(v, r, 16000))(tf.constant(x), tf.constant(44100))
     assert gathered.shape == conv.shape == dynamic.shape

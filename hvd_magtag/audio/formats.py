@@ -46,7 +46,7 @@ TABLE: tuple[AudioFormat, ...] = (
     ),  # fmt: skip
     AudioFormat("flac", (".flac",), "flac", "16-bit samples", "soundfile", "flac"),
     AudioFormat("ogg", (".ogg", ".oga"), "ogg", "Vorbis streams", "soundfile", "ogg"),
-    AudioFormat("opus", (".opus",), "", "none", "soundfile", "ogg"),
+    AudioFormat("opus", (".opus",), "", "none", "av", "ogg"),
     AudioFormat("aiff", (".aiff", ".aif", ".aifc"), "", "none", "soundfile", "aiff"),
     AudioFormat("m4a", (".m4a", ".mp4", ".m4b"), "", "none", "av", "mp4"),
     AudioFormat("aac", (".aac",), "", "none", "av", "aac"),
