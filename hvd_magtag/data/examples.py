@@ -69,9 +69,13 @@ def file_formats(clips: Sequence[Clip], manifest: Any = None) -> list[str]:
     from hvd_magtag.audio.formats import BY_NAME
 
     chosen = getattr(manifest, "decoder", None)
+    named = getattr(manifest, "format", None)  # a manifest that only sniffed the format (no decoder)
     out = []
     for c in clips:
-        decoder = chosen(c.path) if callable(chosen) and not isinstance(manifest, Mapping) else ""
+        usable = not isinstance(manifest, Mapping)
+        decoder = chosen(c.path) if callable(chosen) and usable else ""
+        if not decoder and callable(named) and usable:
+            decoder = audio.graph_decoder(named(c.path) or "")
         if not decoder:
             entry = BY_NAME[audio.format_of(c.path)]
             decoder = entry.graph or entry.python
