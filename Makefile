@@ -47,6 +47,9 @@ $(STAMP): $(ROOT)/setup.cfg $(ROOT)/constraints.txt $(ROOT)/pyproject.toml | mpi
 	  { echo "[install] building Horovod 0.28.1 with TensorFlow + MPI + Gloo (a few minutes, cached afterwards)"; \
 	    $(HOROVOD_FLAGS) $(PIP) install -q --no-build-isolation $(CONSTRAIN) horovod==0.28.1; }
 	$(PIP) install -q $(CONSTRAIN) -e "$(ROOT)[dev]"
+	@# musicnn's released checkpoints (pretrained models, parity tests): --no-deps, its 2019 metadata pins
+	@# numpy<1.17 and TensorFlow 1; only its checkpoint files are read (hvd_magtag.pretrained.MUSICNN_INSTALL)
+	$(PIP) install -q --no-deps "$$($(PY) -c 'from hvd_magtag.pretrained import MUSICNN_REQUIREMENT as r; print(r)')"
 	$(PY) -m ipykernel install --sys-prefix --name hvd_magtag --display-name "hvd_magtag (Python 3)" >/dev/null
 	$(VENV)/bin/horovodrun --check-build
 	@touch $(STAMP)

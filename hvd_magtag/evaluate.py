@@ -133,9 +133,10 @@ def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=
     """Evaluate ``run_dir`` (collective under horovodrun); returns the result dict on every rank."""
     from hvd_magtag import distributed
     from hvd_magtag.models.weights import load_weights
+    from hvd_magtag.pretrained import resolve_model
     from hvd_magtag.rundir import RunDir, RunDirError, atomic_write_text
 
-    run = RunDir(run_dir)
+    run = RunDir(resolve_model(run_dir))  # a run directory or a pretrained name (MTT_musicnn)
     model_name = run.info["model"]  # "not a run directory" before anything else
     exp = run.config
     if data_root:

@@ -11,7 +11,8 @@ Serving signatures (``loaded.signatures[name]``; the same functions are attribut
     from_bytes(contents: string [], format: string [])        # file bytes; format mp3 | wav | flac | ogg
     from_waveform(waveform: float32 [samples, channels], sample_rate: int32 [])   # Hz
         -> {"clip": [n_tags], "taggram": [n_rows, n_tags], "embedding": [n_windows, D]}
-    predict_windows(windows: float32 [n_windows, spec.window])  # mono, at spec.sample_rate
+    predict_windows(windows: float32 [n_windows, context + spec.window])  # mono, at spec.sample_rate;
+        # context = features.window_context(spec) samples before each window (0 except musicnn's models)
         -> {"taggram": [n_rows, n_tags], "embedding": [n_windows, D], "clip": [n_tags]}
     prepare(waveform: float32 [samples, channels], sample_rate: int32 [])
         -> {"waveform": float32 [samples']}                      # mono at spec.sample_rate
@@ -195,15 +196,21 @@ def header_sample_rate(contents, fmt):
     return tf.switch_case(branch, [lambda r=_RATE_READERS[n]: r(contents) for n in names])
 
 
-def consecutive_windows(x, window: int):
-    """``[samples] -> [ceil(samples / window), window]``: consecutive windows over the whole clip, the last
-    zero-padded (at least one window). Unlike ``audio.all_windows`` (evaluation), the tail is kept."""
+def consecutive_windows(x, window: int, context: int = 0):
+    """``[samples] -> [ceil(samples / window), context + window]``: consecutive windows over the whole clip,
+    the last zero-padded (at least one window), each preceded by the ``context`` samples before it (zeros
+    before the clip start; ``features.window_context(spec)``, 0 for most models). Unlike
+    ``audio.all_windows`` (evaluation), the tail is kept."""
     import tensorflow as tf
 
     from hvd_magtag import audio
 
     n_windows = tf.maximum((tf.shape(x)[0] + window - 1) // window, 1)
-    return audio.all_windows(audio.pad_to(x, n_windows * window), window)
+    padded = audio.pad_to(x, n_windows * window)
+    if not context:
+        return audio.all_windows(padded, window)
+    padded = tf.concat([tf.zeros([context], padded.dtype), padded], axis=0)
+    return tf.signal.frame(padded, context + window, window)  # [n_windows, context + window]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -262,7 +269,7 @@ def _module_class():
     import tensorflow as tf
 
     from hvd_magtag import audio
-    from hvd_magtag.features import features_for
+    from hvd_magtag.features import features_for, window_context
 
     class TaggingModule(tf.Module):
         """Audio -> tags for one model; see :mod:`hvd_magtag.export` for the functions and shapes."""
@@ -275,7 +282,8 @@ def _module_class():
             self.model = model
             self.window_model, self.group_model = window_heads(model, spec)
             self._spec = spec
-            self._to_input = features_for(spec)
+            self._context = window_context(spec)  # samples before each window its features read
+            self._to_input = features_for(spec, with_context=True)
             self._batch = int(batch_windows)
             self._n_tags = n_tags
             self.tags = tf.Variable(list(tags), trainable=False, dtype=tf.string, name="tags")
@@ -291,7 +299,7 @@ def _module_class():
             self.from_waveform = tf.function(self._from_waveform, input_signature=waveform_sig)
             self.predict_windows = tf.function(
                 self._predict_windows,
-                input_signature=[tf.TensorSpec([None, spec.window], tf.float32, "windows")],
+                input_signature=[tf.TensorSpec([None, self._context + spec.window], tf.float32, "windows")],
             )
             self.from_bytes = tf.function(
                 self._from_bytes,
@@ -366,18 +374,20 @@ def _module_class():
                 n = tf.shape(windows)[0]
                 n_groups = (n + g - 1) // g
                 order = tf.math.floormod(tf.range(n_groups * g), n)  # top up the last group from the start
-                groups = tf.reshape(tf.gather(windows, order), [n_groups, g, self._spec.window])
+                groups = tf.reshape(
+                    tf.gather(windows, order), [n_groups, g, self._context + self._spec.window]
+                )
                 (group_probs,) = self._batched(self._group_outputs, groups, 1)  # [n_groups, n_tags]
                 clip = tf.reduce_mean(group_probs, axis=0)
             return {"clip": clip, "taggram": taggram, "embedding": embedding}
 
         def _from_waveform(self, waveform, sample_rate):
             x = self._prepare(waveform, sample_rate)["waveform"]
-            return self._predict_windows(consecutive_windows(x, self._spec.window))
+            return self._predict_windows(consecutive_windows(x, self._spec.window, self._context))
 
         def _from_bytes(self, contents, format):  # noqa: A002 - the signature's public argument name
             x = self._prepare_bytes(contents, format)["waveform"]
-            return self._predict_windows(consecutive_windows(x, self._spec.window))
+            return self._predict_windows(consecutive_windows(x, self._spec.window, self._context))
 
     return TaggingModule
 
@@ -395,9 +405,10 @@ def export_run(run_dir: str | Path, weights: str = "best", out: str | Path | Non
     import shutil
     import tempfile
 
+    from hvd_magtag.pretrained import resolve_model
     from hvd_magtag.rundir import RunDir
 
-    run = RunDir(run_dir)
+    run = RunDir(resolve_model(run_dir))
     if not run.path.is_dir():
         raise ExportError(f"{run.path}: run directory not found; pass the folder hvd_magtag.train wrote")
     spec, tags = run.spec, run.tags  # RunDirError (no run.json) before TensorFlow is imported
@@ -428,18 +439,21 @@ def is_export_dir(path: str | Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hvd_magtag.export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", type=Path, help="run directory written by hvd_magtag.train")
+    parser.add_argument(
+        "run_dir", help="run directory written by hvd_magtag.train, or a pretrained name (MTT_musicnn)"
+    )
     parser.add_argument(
         "--weights", default="best", help="best | last | path to a .weights.h5 (default: best)"
     )
     parser.add_argument("--out", type=Path, default=None, help="SavedModel folder (default: RUN_DIR/export)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from hvd_magtag.pretrained import PretrainedError
     from hvd_magtag.rundir import RunDirError
 
     try:
         out = export_run(args.run_dir, args.weights, args.out)
-    except (ExportError, RunDirError) as e:
+    except (ExportError, RunDirError, PretrainedError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(out)

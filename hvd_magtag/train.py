@@ -302,9 +302,11 @@ def run_info(exp: Experiment, catalog, model, ctx) -> dict[str, Any]:
 
 def resume_problem(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """Why a run directory trained as ``old`` (run.json) cannot continue as ``new``, or None."""
-    if (old["model"], old.get("overrides", {})) != (new["model"], new["overrides"]) or old["spec"] != new[
-        "spec"
-    ]:
+    from hvd_magtag.models.registry import ModelSpec
+
+    # specs compared as ModelSpecs: a run.json written before a field was added lacks it (= its default)
+    same_spec = ModelSpec.from_dict(old["spec"]) == ModelSpec.from_dict(new["spec"])
+    if (old["model"], old.get("overrides", {})) != (new["model"], new["overrides"]) or not same_spec:
         return (
             f"was trained as model {old['model']!r} with overrides {old.get('overrides', {})}, this run asks for "
             f"{new['model']!r} with {new['overrides']}; use a new --run-dir or the run's own config.json"

@@ -329,6 +329,56 @@ def test_stochastic_pooling_replaces_every_max_pool_with_the_same_geometry(name)
     assert [tuple(np.atleast_1d(s.pool_size)) for s in sto_pools] == [tuple(p.pool_size) for p in max_pools]
 
 
+def test_musicnn_is_timbral_and_temporal_branches_a_dense_residual_midend_and_max_mean_pooling():
+    """Pons & Serra 2019 (musicnn.models.build_musicnn): conv -> ReLU -> BN everywhere, each front-end branch
+    max-pooled over all its frequency bins; mid-end 7-frame convs with residual sums, all concatenated."""
+    model = build("musicnn")
+    assert model.input_shape == (None, 187, 96)
+    timbral = [model.get_layer(f"block{i}_timbral_{k}_conv") for i, k in ((1, "7x38"), (2, "7x67"))]
+    assert [t.kernel_size for t in timbral] == [(7, 38), (7, 67)] and {t.padding for t in timbral} == {
+        "valid"
+    }
+    assert [feeds(t) for t in timbral] == [["timbral_pad"]] * 2
+    temporal = [model.get_layer(f"block{i}_temporal_{k}_conv") for i, k in ((3, 128), (4, 64), (5, 32))]
+    assert [t.kernel_size for t in temporal] == [(128, 1), (64, 1), (32, 1)] and temporal[0].padding == "same"
+    assert all(c.activation.__name__ == "relu" for c in timbral + temporal)
+    assert [t.filters for t in timbral + temporal] == [c(204)] * 2 + [c(51)] * 3
+    assert feeds(model.get_layer("frontend")) == [f"{b}_squeeze" for b in (
+        "block1_timbral_7x38", "block2_timbral_7x67", "block3_temporal_128", "block4_temporal_64",
+        "block5_temporal_32")]  # fmt: skip
+    mid = [model.get_layer(f"block{i}_midend_conv") for i in (6, 7, 8)]
+    assert [m.kernel_size for m in mid] == [(7,)] * 3 and [m.filters for m in mid] == [c(64)] * 3
+    assert feeds(mid[0]) == ["frontend"] and feeds(mid[1]) == ["block6_midend_bn"]
+    assert sorted(feeds(model.get_layer("block8_midend_res"))) == ["block7_midend_res", "block8_midend_bn"]
+    assert feeds(model.get_layer("midend")) == ["frontend", "block6_midend_bn", "block7_midend_res",
+                                                "block8_midend_res"]  # fmt: skip
+    assert feeds(model.get_layer("temporal_pool")) == ["max_pool", "mean_pool"]
+    assert feeds(model.get_layer(names.EMBEDDING_LAYER)) == ["penultimate"]
+    assert model.get_layer("penultimate").units == c(200) and model.get_layer("dropout").rate == 0.5
+
+
+def test_vgg_musicnn_is_five_conv_relu_bn_pool_blocks():
+    model = build("vgg_musicnn")
+    pools = [model.get_layer(f"conv{i}_pool") for i in range(1, 6)]
+    assert [(p.pool_size, p.strides) for p in pools] == [((4, 1), (2, 2))] + [((2, 2), (2, 2))] * 3 + [
+        ((4, 4), (4, 4))
+    ]
+    convs = [model.get_layer(f"conv{i}") for i in range(1, 6)]
+    assert all(
+        v.kernel_size == (3, 3) and v.filters == c(128) and v.activation.__name__ == "relu" for v in convs
+    )
+    assert [feeds(model.get_layer(f"conv{i}_bn")) for i in range(1, 6)] == [[f"conv{i}"] for i in range(1, 6)]
+    assert model.get_layer(names.EMBEDDING_LAYER).output.shape[1:] == (2 * c(128),)  # [2, 1] x 128 flattened
+
+
+def test_musicnn_parameter_counts_are_the_released_checkpoints():
+    """MTT_musicnn's checkpoint: 64 variables, 792,079 numbers (without Adam slots); MTT_vgg: 36, 607,030
+    (tests/fixtures/musicnn/checkpoint_variables.json, read by NewCheckpointReader)."""
+    for name, n_vars, n_params in (("musicnn", 64, 792_079), ("vgg_musicnn", 36, 607_030)):
+        model = create_model(name, n_tags=N_TAGS)
+        assert (len(model.weights), model.count_params()) == (n_vars, n_params)
+
+
 def test_every_registered_model_has_an_identity_test():
     tested = {
         "samplecnn", "samplecnn_deep", "samplecnn_dilated", "samplecnn_multikernel", "samplecnn_se",

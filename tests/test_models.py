@@ -35,6 +35,8 @@ TINY: dict[str, dict] = {
     "crnn": dict(window=51200),  # 199 frames (GRU over 2 steps)
     "shortchunk_cnn": {},
     "shortchunk_resnet": {},
+    "musicnn": {},  # 187 frames x 96 mels
+    "vgg_musicnn": {},
 }
 RAW_MODELS = [name for name in TINY if name.startswith("samplecnn")]
 

@@ -78,4 +78,6 @@ def test_quiet_startup_policy(monkeypatch):
     monkeypatch.delenv(console.VERBOSE_ENV)
     parser = cli.OneLineParser(prog="x", debug_flag=True)
     assert parser.parse_args(["--verbose"]).verbose and os.environ[console.TF_LOG_ENV] == "0"
-    assert not parser.parse_args([]).verbose and console.is_verbose(), "inherited from the parent stays verbose"
+    assert not parser.parse_args([]).verbose and console.is_verbose(), (
+        "inherited from the parent stays verbose"
+    )

@@ -239,3 +239,17 @@ def test_resume_problem_names_the_difference():
     assert "was trained as model 'samplecnn'" in resume_problem(base, {**base, "model": "fcn"})
     assert "overrides" in resume_problem(base, {**base, "overrides": {"width": 1.0}})
     assert "2-tag vocabulary" in resume_problem(base, {**base, "tags": ["a", "c"]})
+    assert "was trained as" in resume_problem(base, {**base, "spec": {"window": 200}})
+
+
+def test_resume_accepts_a_spec_written_before_new_fields():
+    """A run.json from before FbankSpec grew its recipe fields resumes (missing fields = their defaults)."""
+    from hvd_magtag.models.registry import FbankSpec, ModelSpec
+
+    new_spec = ModelSpec(input="fbank", window=4096, fbank=FbankSpec()).to_dict()
+    old_spec = {
+        **new_spec,
+        "fbank": {k: new_spec["fbank"][k] for k in ("n_mels", "win_length", "hop_length")},
+    }
+    base = {"model": "fcn4", "overrides": {}, "tags": ["a"]}
+    assert resume_problem({**base, "spec": old_spec}, {**base, "spec": new_spec}) is None

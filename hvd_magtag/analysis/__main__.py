@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from hvd_magtag.analysis.filters import run_filters
     from hvd_magtag.config import ConfigError
     from hvd_magtag.data.catalog import MetadataError
+    from hvd_magtag.pretrained import PretrainedError
     from hvd_magtag.rundir import RunDirError
 
     log = logging.getLogger("hvd_magtag.analysis")
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 which=args.weights,
                 tap=args.tap,
             )
-    except (AnalysisError, RunDirError, ConfigError, MetadataError) as e:
+    except (AnalysisError, RunDirError, ConfigError, MetadataError, PretrainedError) as e:
         from hvd_magtag.train import EXIT_USAGE, exit_code
 
         print(f"error: {e}", file=sys.stderr)

@@ -188,9 +188,10 @@ def run_featuremaps(
     (``python -m hvd_magtag.analysis filters``, in ``RUN_DIR/analysis/filters``) are shown beside its layers
     when present; ``with_filters`` computes them first (on this clip).
     """
+    from hvd_magtag.pretrained import resolve_model
     from hvd_magtag.rundir import RunDir
 
-    runs = [RunDir(p) for p in run_dirs]
+    runs = [RunDir(resolve_model(p)) for p in run_dirs]
     src = resolve_clip(runs[0], clip)
     first_spec = runs[0].spec
     out = Path(out).expanduser().resolve() if out else runs[0].path / "analysis" / "featuremaps" / src.stem

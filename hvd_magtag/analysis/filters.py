@@ -395,7 +395,9 @@ def run_filters(
 
     if axis not in plots.AXES:
         raise AnalysisError(f"--axis must be one of {', '.join(plots.AXES)}, got {axis!r}")
-    run = RunDir(run_dir)
+    from hvd_magtag.pretrained import resolve_model
+
+    run = RunDir(resolve_model(run_dir))
     model = run.load_model(which)
     out = Path(out).expanduser().resolve() if out else run.path / "analysis" / "filters"
     out.mkdir(parents=True, exist_ok=True)

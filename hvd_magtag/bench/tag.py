@@ -207,7 +207,7 @@ def measure_rss(model: str, files: list[str], whole_last: bool = True) -> dict:
     from hvd_magtag.tag import Tagger
 
     tagger = Tagger(model)
-    tagger.predict_windows(np.zeros((1, tagger.spec.window), np.float32))  # trace the graph
+    tagger.predict_windows(np.zeros((1, tagger.window_samples), np.float32))  # trace the graph
     with RssSampler() as idle:
         time.sleep(0.2)
     out = {"baseline_mb": idle.peak_mb, "files": []}
@@ -253,7 +253,7 @@ def _model_rows(
     """Model alone on pre-cut windows, per precision: rows, and {precision: (clips/s, CPU s per clip)}."""
     import numpy as np
 
-    windows = np.random.default_rng(0).standard_normal((windows_per_clip * 2, tagger.spec.window))
+    windows = np.random.default_rng(0).standard_normal((windows_per_clip * 2, tagger.window_samples))
     windows = (0.1 * windows).astype(np.float32)
     rows, rates = [], {}
     for precision, t in precisions.items():
@@ -303,7 +303,11 @@ def _bf16_agreement(fp32, bf16, rates: dict, common: dict) -> dict:
     """Largest |bfloat16 - float32| window probability on a music-like clip (and the speed ratio)."""
     from hvd_magtag.tag.stream import cut_windows
 
-    windows = cut_windows(music_like(CLIP_SECONDS, fp32.spec.sample_rate, 1, seed=99)[:, 0], fp32.spec.window)
+    windows = cut_windows(
+        music_like(CLIP_SECONDS, fp32.spec.sample_rate, 1, seed=99)[:, 0],
+        fp32.spec.window,
+        fp32.reader.context,
+    )
     diff = abs(bf16.predict_windows(windows)["taggram"] - fp32.predict_windows(windows)["taggram"]).max()
     speed = rates["bfloat16"][0] / rates["float32"][0]
     return row(BENCH, "model bfloat16 vs float32", "max |dp| per window", float(diff), "prob",

@@ -9,7 +9,8 @@ model code):
 - :mod:`~hvd_magtag.models.spec` (ModelSpec, FbankSpec), :mod:`~hvd_magtag.models.registry`
   (register_model, create_model, ...), :mod:`~hvd_magtag.models.names` (layer names others look up);
 - families, each a module of ``@register_model`` builders: :mod:`~hvd_magtag.models.raw` (waveform),
-  :mod:`~hvd_magtag.models.spectral` (log-mel);
+  :mod:`~hvd_magtag.models.spectral` (log-mel), :mod:`~hvd_magtag.models.musicnn` (musicnn's two families,
+  whose released weights :mod:`hvd_magtag.pretrained` imports);
 - :mod:`~hvd_magtag.models.layers` (one Keras layer per file; their TensorFlow arithmetic in
   :mod:`~hvd_magtag.models.kernels`) and :mod:`~hvd_magtag.models.blocks` (functional blocks built from
   them), used by the builders; :mod:`~hvd_magtag.models.weights` reads weights files of either layout.
@@ -22,7 +23,7 @@ only declare specs and options at import time, their builders import Keras when 
 model listings and option errors stay fast.
 """
 
-from hvd_magtag.models import raw, spectral  # noqa: F401  (the families: their decorators fill the registry)
+from hvd_magtag.models import musicnn, raw, spectral  # noqa: F401  (the families: their decorators fill the registry)
 from hvd_magtag.models.registry import (
     DEFAULT_SAMPLE_RATE,
     FbankSpec,

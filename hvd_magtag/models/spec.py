@@ -19,12 +19,35 @@ INPUTS = ("raw", "fbank")
 WINDOWINGS = ("split", "superpool")
 
 
+#: FbankSpec choices (the first of each is the default: python_speech_features' logfbank).
+FBANK_CHOICES = {
+    "filters": ("psf", "librosa"),
+    "window_fn": ("rect", "hann"),
+    "mel_scale": ("htk", "slaney"),
+    "mel_norm": ("none", "slaney"),
+    "log": ("ln", "log10_1p"),
+}
+
+
 @dataclass(frozen=True)
 class FbankSpec:
-    """Log-mel filterbank parameters, in the vocabulary of ``python_speech_features.logfbank``.
+    """Log-mel filterbank parameters; the defaults are ``python_speech_features.logfbank``'s recipe.
 
     win_length / hop_length / n_fft are in samples at the spec's sample rate; fmin / fmax in Hz
-    (fmax None = Nyquist).
+    (fmax None = Nyquist). The other fields pick the recipe (:mod:`hvd_magtag.features` has the exact
+    semantics of each):
+
+    filters:   "psf" - python_speech_features' triangles on integer FFT bins, power ``|X|**2 / n_fft``, frames
+               of win_length samples; "librosa" - ``librosa.filters.mel``'s triangles on exact frequencies,
+               power ``|X|**2``, frames of n_fft samples (a shorter window centred in them).
+    window_fn: "rect" (no taper) | "hann" (periodic, as ``scipy.signal.get_window("hann", n)`` / librosa).
+    center:    False - frames start at multiples of hop_length, the last one zero-padded at the end;
+               True - frames are centred on multiples of hop_length (librosa's ``center=True`` with zero
+               padding) and a window of n samples owns the ``ceil(n / hop_length)`` frames centred inside it.
+    mel_scale: "htk" (2595 log10(1 + f/700)) | "slaney" (linear below 1 kHz, log above; librosa's default).
+    mel_norm:  "none" | "slaney" (each triangle scaled to unit area: 2 / (f_high - f_low)).
+    log:       "ln" (natural log, zero energies floored at float64 eps) | "log10_1p"
+               (``log10(1 + log_gain * energy)``, musicnn's).
     """
 
     n_mels: int = 96
@@ -34,12 +57,39 @@ class FbankSpec:
     fmin: float = 0.0
     fmax: float | None = None
     preemph: float = 0.97
+    filters: str = "psf"
+    window_fn: str = "rect"
+    center: bool = False
+    mel_scale: str = "htk"
+    mel_norm: str = "none"
+    log: str = "ln"
+    log_gain: float = 10000.0
+
+    def __post_init__(self) -> None:
+        for name, choices in FBANK_CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"FbankSpec.{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}"
+                )
+        if self.filters == "psf" and (self.mel_scale, self.mel_norm) != ("htk", "none"):
+            raise ValueError(
+                "FbankSpec: filters='psf' builds HTK-scale, unnormalised triangles; use filters='librosa'"
+            )
+        if self.filters == "librosa" and self.win_length > self.n_fft:
+            raise ValueError(f"FbankSpec: win_length {self.win_length} > n_fft {self.n_fft} (librosa frames)")
+
+    @property
+    def frame_length(self) -> int:
+        """Samples per analysis frame: win_length (psf) or n_fft (librosa, the window centred in it)."""
+        return self.win_length if self.filters == "psf" else self.n_fft
 
     def n_frames(self, window_samples: int) -> int:
-        """Frames produced for ``window_samples`` samples (python_speech_features framing: pad at end)."""
-        if window_samples <= self.win_length:
+        """Frames produced for ``window_samples`` samples (see ``center``)."""
+        if self.center:
+            return max(1, -(-window_samples // self.hop_length))
+        if window_samples <= self.frame_length:
             return 1
-        return 1 + -(-(window_samples - self.win_length) // self.hop_length)
+        return 1 + -(-(window_samples - self.frame_length) // self.hop_length)
 
 
 @dataclass(frozen=True)

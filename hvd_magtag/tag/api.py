@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -22,10 +21,12 @@ def _cached_tagger(path: str, weights: str):
 
 def get_tagger(model, weights: str = "best"):
     """A :class:`~hvd_magtag.tag.tagger.Tagger` for ``model``: a Tagger is returned as is; a path (run
-    directory or export folder) is loaded once per process and reused."""
+    directory, export folder or pretrained name such as ``MTT_musicnn``) is loaded once per process and reused."""
     if not isinstance(model, (str, os.PathLike)):
         return model
-    return _cached_tagger(str(Path(model).expanduser().resolve()), weights)
+    from hvd_magtag.pretrained import resolve_model
+
+    return _cached_tagger(str(resolve_model(model)), weights)
 
 
 def top_tags(path: str | os.PathLike, model, top_k: int = 10) -> list[tuple[str, float]]:

@@ -96,9 +96,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
+    from hvd_magtag.pretrained import lookup, resolve_model
+
     model = Path(args.model).expanduser().resolve()
-    if not model.exists():  # before TensorFlow is imported: the answer is instant
-        raise RunDirError(f"{model}: {MODEL_NOT_FOUND}")
+    if not model.exists():
+        if lookup(args.model) is None:  # before TensorFlow is imported: the answer is instant
+            raise RunDirError(f"{model}: {MODEL_NOT_FOUND}")
+        model = resolve_model(args.model)  # a pretrained name (MTT_musicnn): imported on first use
     if is_folder_arg(args.out):
         return _library(args, model)
     files, any_folder = audio_files(args.inputs)

@@ -38,8 +38,12 @@ class TaggerError(RunDirError):
 
 
 def resolve_model(model: str | os.PathLike) -> Path:
-    """The folder a ``--model`` argument names (absolute); TaggerError naming it when it does not exist."""
-    path = Path(model).expanduser().resolve()
+    """The folder a ``--model`` argument names (absolute): a path, or a pretrained name such as
+    ``MTT_musicnn`` (:func:`hvd_magtag.pretrained.resolve_model`: imported on first use into the cache);
+    TaggerError naming it when it does not exist."""
+    from hvd_magtag.pretrained import resolve_model as resolve_pretrained
+
+    path = resolve_pretrained(model)
     if not path.exists():
         raise TaggerError(f"{path}: {MODEL_NOT_FOUND}")
     return path

@@ -79,16 +79,21 @@ def _check_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise TaggerError(f"{path}: {problem[0]}: {problem[1]}")
 
 
-def cut_windows(x: np.ndarray, window: int) -> np.ndarray:
-    """``[samples] -> [max(1, ceil(samples / window)), window]``: consecutive windows, the last zero-padded
-    (the numpy twin of ``export.consecutive_windows``)."""
+def cut_windows(x: np.ndarray, window: int, context: int = 0) -> np.ndarray:
+    """``[samples] -> [max(1, ceil(samples / window)), context + window]``: consecutive windows, the last
+    zero-padded, each preceded by the ``context`` samples before it (zeros before the start; 0 except for
+    models whose centred frames read them, ``features.window_context``). The numpy twin of
+    ``export.consecutive_windows``."""
     n = max(1, -(-x.size // window))
-    return np.pad(x, (0, n * window - x.size)).reshape(n, window)
+    padded = np.pad(x, (context, n * window - x.size))
+    if not context:
+        return padded.reshape(n, window)
+    return np.stack([padded[i * window : i * window + context + window] for i in range(n)])
 
 
 @dataclass
 class Decoded:
-    """A file decoded whole: ``windows`` float32 [n, spec.window]; ``seconds`` of source audio."""
+    """A file decoded whole: ``windows`` float32 [n, context + spec.window]; ``seconds`` of source audio."""
 
     windows: np.ndarray
     seconds: float
@@ -109,7 +114,11 @@ class Reader:
     """
 
     def __init__(self, module, spec, segment_seconds: float, whole_file_max_bytes: int, chunk_windows: int):
+        from hvd_magtag.features import window_context
+
         self.module, self.spec = module, spec
+        #: samples before each window that its features read (rows are context + window samples)
+        self.context = window_context(spec)
         self.segment_seconds = float(segment_seconds)
         self.whole_file_max_bytes = int(whole_file_max_bytes)
         self.chunk_windows = int(chunk_windows)
@@ -119,7 +128,7 @@ class Reader:
         if self._streamed(path):
             return Streamed(str(path))
         waveform, seconds = self._whole(path)
-        return Decoded(cut_windows(waveform, self.spec.window), seconds)
+        return Decoded(cut_windows(waveform, self.spec.window, self.context), seconds)
 
     def _streamed(self, path: str | os.PathLike) -> bool:
         format_of(str(path))  # unsupported extensions fail with a clear message before any decoding
@@ -231,8 +240,9 @@ class Reader:
             buf, buf_start = buf[drop:], buf_start + drop
 
     def window_chunks(self, path: str | os.PathLike) -> Iterator[tuple[np.ndarray, float]]:
-        """A file as chunks ``[k <= chunk_windows, spec.window]`` of consecutive windows (the last window
-        zero-padded) with the seconds of source audio each chunk completes."""
+        """A file as chunks ``[k <= chunk_windows, context + spec.window]`` of consecutive windows (the last
+        window zero-padded; each preceded by its ``context`` samples) with the seconds of source audio each
+        chunk completes."""
         opened = self.open(path)
         if isinstance(opened, Decoded):
             yield from _split(opened, self.chunk_windows)
@@ -241,22 +251,25 @@ class Reader:
             yield from self._chunks_of(self._stream(path))
 
     def _chunks_of(self, pieces: Iterator[tuple[np.ndarray, float]]) -> Iterator[tuple[np.ndarray, float]]:
-        window = self.spec.window
+        window, context = self.spec.window, self.context
         carry = np.zeros(0, np.float32)  # samples after the last whole window so far
-        ready: list[np.ndarray] = []  # whole windows not yet yielded
+        before = np.zeros(context, np.float32)  # the `context` samples preceding carry
+        ready: list[np.ndarray] = []  # whole windows (with their context) not yet yielded
         seconds, yielded = 0.0, False
         for piece, piece_seconds in pieces:
             seconds += piece_seconds
             buf = np.concatenate([carry, piece]) if carry.size else piece
             k = buf.size // window
             if k:
-                ready.extend(buf[: k * window].reshape(k, window))
+                ext = np.concatenate([before, buf[: k * window]])  # [context + k * window]
+                ready.extend(ext[i * window : i * window + context + window] for i in range(k))
+                before = ext[k * window :].copy()
             carry = buf[k * window :].copy()
             while len(ready) >= self.chunk_windows:
                 yield np.stack(ready[: self.chunk_windows]), seconds
                 ready, seconds, yielded = ready[self.chunk_windows :], 0.0, True
         if carry.size or not (ready or yielded):  # the tail (or a file shorter than a window), zero-padded
-            ready.append(np.pad(carry, (0, window - carry.size)))
+            ready.append(np.concatenate([before, np.pad(carry, (0, window - carry.size))]))
         if ready:
             yield np.stack(ready), seconds
 

@@ -126,6 +126,8 @@ class Tagger:
         self.group = self.spec.n_windows if self.spec.windowing == "superpool" else 1
         chunk_windows = max(self.group, int(chunk_windows) // self.group * self.group)
         self.reader = Reader(module, self.spec, segment_seconds, whole_file_max_bytes, chunk_windows)
+        #: samples per row of predict_windows: the window and the context its features read before it
+        self.window_samples = self.reader.context + self.spec.window
 
     # -- settings ----------------------------------------------------------------------------------------
     @property
@@ -164,7 +166,9 @@ class Tagger:
 
     # -- predicting ------------------------------------------------------------------------------------
     def predict_windows(self, windows: np.ndarray) -> dict[str, np.ndarray]:
-        """``windows`` float32 [n, spec.window] (mono, spec.sample_rate) -> {"clip", "taggram", "embedding"}."""
+        """``windows`` float32 [n, context + spec.window] (mono, spec.sample_rate; ``context`` =
+        ``features.window_context(spec)`` samples before each window, 0 for most models) -> {"clip",
+        "taggram", "embedding"}."""
         out = self.module.predict_windows(np.asarray(windows, np.float32))
         return {k: v.numpy() for k, v in out.items()}
 
