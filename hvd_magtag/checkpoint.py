@@ -15,20 +15,17 @@ Loading checks variable paths and shapes, so a checkpoint never silently loads i
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hvd_magtag import fsutil
+from hvd_magtag.errors import CheckpointError
+
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint does not match the model/optimizer it is loaded into, or is unreadable."""
 
 
 def _variables_to_arrays(variables) -> dict[str, np.ndarray]:
@@ -57,11 +54,8 @@ def _assign_arrays(variables, arrays: dict[str, np.ndarray], what: str, source: 
         v.assign(arrays[key])
 
 
-def _fsync_write(path: Path, write) -> None:
-    with open(path, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
+def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    np.savez(path, **arrays)
 
 
 def step_dir(checkpoint_dir: Path, step: int) -> Path:
@@ -89,32 +83,14 @@ def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
 def save(checkpoint_dir: str | Path, model, optimizer, state: dict[str, Any], keep: int = 3) -> Path:
     """Write a checkpoint for ``state["step"]`` atomically; prune to the newest ``keep``. Returns its folder."""
     checkpoint_dir = Path(checkpoint_dir)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
     final = step_dir(checkpoint_dir, int(state["step"]))
-    tmp = Path(tempfile.mkdtemp(dir=checkpoint_dir, prefix=f".tmp-{final.name}-"))
-    try:
-        model_arrays = _variables_to_arrays(model.variables)
-        optim_arrays = _variables_to_arrays(optimizer.variables)
-        _fsync_write(tmp / "model.npz", lambda f: np.savez(f, **model_arrays))
-        _fsync_write(tmp / "optimizer.npz", lambda f: np.savez(f, **optim_arrays))
-        text = json.dumps(state, indent=2, sort_keys=True) + "\n"
-        _fsync_write(tmp / "state.json", lambda f: f.write(text.encode()))
-        if final.exists():  # re-saving a step (e.g. after a resume): swap the old one out first
-            old = final.with_name(f".old-{final.name}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with fsutil.atomic_dir(final) as tmp:  # re-saving a step (e.g. after a resume) swaps the old one out
+        _save_arrays(tmp / "model.npz", _variables_to_arrays(model.variables))
+        _save_arrays(tmp / "optimizer.npz", _variables_to_arrays(optimizer.variables))
+        (tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
     for _, old in list_checkpoints(checkpoint_dir)[: -max(1, keep)]:
         shutil.rmtree(old, ignore_errors=True)
-    for stale in checkpoint_dir.glob(".tmp-step-*"):  # left by a killed writer
-        if stale != tmp:
-            shutil.rmtree(stale, ignore_errors=True)
+    fsutil.remove_stale(checkpoint_dir, "step-")  # left by a killed writer
     return final
 
 

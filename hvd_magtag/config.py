@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """A configuration value or file is wrong; the message names the option or file and what to do."""
+from hvd_magtag import fsutil
+from hvd_magtag.errors import ConfigError
 
 
 @dataclass
@@ -99,7 +98,7 @@ class Experiment:
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        fsutil.atomic_write_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> Experiment:

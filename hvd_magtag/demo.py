@@ -24,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from hvd_magtag import jobs, locations, resources
+from hvd_magtag import cli, jobs, locations, resources
+from hvd_magtag.errors import ConfigError, HvdMagtagError
 
 #: The demo's experiment (model, optimizer, steps...): one home, reused by notebooks and docs; the packaged
 #: config named "demo" (``--config demo`` wherever a config file is accepted).
@@ -34,8 +35,8 @@ DEMO_CLIPS = 3000
 DEMO_CLIP_SECONDS = 3.0
 
 
-class DemoError(RuntimeError):
-    """A demo step failed; the message names the step and the command to rerun by hand."""
+class DemoError(HvdMagtagError):
+    """A demo step failed; the message names the step, its exit code and the command to rerun by hand."""
 
 
 def _log(msg: str) -> None:
@@ -90,10 +91,11 @@ def _synth_note(data: Path, clips: int, seconds: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.OneLineParser(
         prog="python -m hvd_magtag.demo",
         description="End-to-end demo: synthesise a small MTAT-layout dataset (if absent), train with "
         "horovodrun, evaluate on the test split, print per-tag ROC-AUC / PR-AUC.",
+        debug_flag=True,
     )
     p.add_argument(
         "--data",
@@ -127,59 +129,59 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return cli.run_cli(lambda: _demo(args), debug=args.debug)
+
+
+def _demo(args) -> None:
     data = Path(args.data).expanduser().resolve() if args.data else locations.dataset_dir("synthetic")
     runs = Path(args.runs).expanduser().resolve() if args.runs else locations.runs_dir()
     py = sys.executable
     t0 = time.perf_counter()
+    if args.np < 1:
+        raise ConfigError(f"--np {args.np}: give at least 1 rank")
     try:
-        if args.np < 1:
-            raise DemoError(f"--np {args.np}: give at least 1 rank")
-        try:
-            config = resources.config(args.config)
-        except resources.ResourceError as e:
-            raise DemoError(f"--config {e}") from None
-        times = {}
-        if dataset_ready(data):
-            _log(f"dataset: {data} (already there{_synth_note(data, args.clips, args.clip_seconds)})")
-        else:
-            times["synthesis"] = _run(
-                [
-                    py,
-                    "-m",
-                    "hvd_magtag.data.synth",
-                    "--out",
-                    str(data),
-                    "--clips",
-                    str(args.clips),
-                    "--seconds",
-                    str(args.clip_seconds),
-                ],
-                "synthesising the dataset",
-            )
-        run_dir = runs / f"demo-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-        train_cmd = [
-            *launcher(args.np),
-            py,
-            "-m",
-            "hvd_magtag.train",
-            "--config",
-            str(config),
-            "--set",
-            f"data.root={data}",
-            "--run-dir",
-            str(run_dir),
-        ]
-        for a in args.assignments:
-            train_cmd += ["--set", a]
-        times["training"] = _run(train_cmd, f"training on {args.np} rank(s)")
-        times["evaluation"] = _run(
-            [*launcher(args.np), py, "-m", "hvd_magtag.evaluate", str(run_dir), "--split", "test"],
-            "evaluating on the test split",
-            stdout_path=run_dir / "evaluate_test.log",  # its table is printed once, cleanly, below
+        config = resources.config(args.config)
+    except resources.ResourceError as e:
+        raise ConfigError(f"--config {e}") from None
+    times = {}
+    if dataset_ready(data):
+        _log(f"dataset: {data} (already there{_synth_note(data, args.clips, args.clip_seconds)})")
+    else:
+        times["synthesis"] = _run(
+            [
+                py,
+                "-m",
+                "hvd_magtag.data.synth",
+                "--out",
+                str(data),
+                "--clips",
+                str(args.clips),
+                "--seconds",
+                str(args.clip_seconds),
+            ],
+            "synthesising the dataset",
         )
-    except DemoError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    run_dir = runs / f"demo-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    train_cmd = [
+        *launcher(args.np),
+        py,
+        "-m",
+        "hvd_magtag.train",
+        "--config",
+        str(config),
+        "--set",
+        f"data.root={data}",
+        "--run-dir",
+        str(run_dir),
+    ]
+    for a in args.assignments:
+        train_cmd += ["--set", a]
+    times["training"] = _run(train_cmd, f"training on {args.np} rank(s)")
+    times["evaluation"] = _run(
+        [*launcher(args.np), py, "-m", "hvd_magtag.evaluate", str(run_dir), "--split", "test"],
+        "evaluating on the test split",
+        stdout_path=run_dir / "evaluate_test.log",  # its table is printed once, cleanly, below
+    )
     total = time.perf_counter() - t0
     from hvd_magtag.metrics import format_number, format_table
 
@@ -196,7 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"run directory: {run_dir}")
     _log(f"TensorBoard:   {Path(py).parent / 'tensorboard'} --logdir {run_dir / 'tensorboard'}")
     _log(f"tag a song:    {py} -m hvd_magtag.tag song.mp3 --model {run_dir} --top-k 5")
-    return 0
 
 
 if __name__ == "__main__":

@@ -63,9 +63,12 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from hvd_magtag.cli import env_rank_size
+from hvd_magtag.errors import ConfigError
 
 #: Environment variables whose presence means a launcher started this process as one of several ranks.
 #: (horovodrun/Gloo, Open MPI, MPICH/Intel MPI/Slurm PMI-2, MVAPICH, Slurm PMIx, IBM jsrun.)
@@ -78,8 +81,6 @@ LAUNCHER_ENV = (
     "PMIX_RANK",
     "JSM_NAMESPACE_SIZE",
 )
-#: Variables that give this process's rank before :func:`init` ran (used by the logging filter).
-RANK_ENV = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
 #: Override: "1" forces the Horovod backend, "0" the local one; unset = auto-detect from :data:`LAUNCHER_ENV`.
 FORCE_ENV = "HVD_MAGTAG_HOROVOD"
 #: Gradient compression choices of :class:`DistributedGradientTape` -> name in ``hvd.Compression``.
@@ -122,7 +123,7 @@ def launched_by_launcher(environ: dict[str, str] | None = None) -> bool:
     if forced in ("0", "1"):
         return forced == "1"
     if forced:
-        raise ValueError(
+        raise ConfigError(
             f"environment variable {FORCE_ENV}={forced!r}: use 1 (Horovod), 0 (local) or unset it"
         )
     # An Open MPI singleton (hvd.init() without a launcher) exports PMIX_RANK to its subprocesses: not a launch.
@@ -475,6 +476,23 @@ def broadcast_object(obj: Any, root_rank: int = 0) -> Any:
     return _horovod().broadcast_object(obj, root_rank=root_rank)
 
 
+def from_root(fn: Callable[[], Any], catch: tuple[type[BaseException], ...] = (ValueError, OSError)) -> Any:
+    """``fn()`` run on rank 0 only, its result on every rank. An exception of a ``catch`` type raised by
+    ``fn`` on rank 0 is raised on every rank (so a one-line error there does not leave the others waiting
+    in the next collective). Collective: e.g. one rank validates a dataset or checks a folder for all.
+    """
+    outcome = None
+    if context().is_root:
+        try:
+            outcome = ("ok", fn())
+        except catch as e:
+            outcome = ("error", e)
+    kind, value = broadcast_object(outcome)
+    if kind == "error":
+        raise value
+    return value
+
+
 def barrier() -> None:
     """Block until every rank reaches this point (an allreduce of one int; horovod.tensorflow has no barrier)."""
     if _backend() == "local":
@@ -486,24 +504,14 @@ def barrier() -> None:
 
 
 # ------------------------------------------------------------------------------------------ logging
-def _env_rank_size() -> tuple[int, int]:
-    """(rank, size) from the launcher's environment, for records logged before init()."""
-    if not launched_by_launcher():
-        return 0, 1
-    rank = next((int(os.environ[k]) for k in RANK_ENV if os.environ.get(k, "").isdigit()), 0)
-    size_keys = ("HOROVOD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
-    size = next((int(os.environ[k]) for k in size_keys if os.environ.get(k, "").isdigit()), 0)
-    return rank, size
-
-
 class _RankFilter(logging.Filter):
     """Stamps ``rank``/``size`` on records; keeps rank 0's records, and everyone's at ERROR or above."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if _context is not None:
             rank, size = _context.rank, _context.size
-        else:
-            rank, size = _env_rank_size()
+        else:  # before init(): the launcher's environment (a plain process is rank 0 of 1)
+            rank, size = env_rank_size() if launched_by_launcher() else (0, 1)
         record.rank, record.size = rank, (size or "?")
         return rank == 0 or record.levelno >= ALL_RANKS_LEVEL
 

@@ -14,7 +14,6 @@ prints the per-tag table. Every rank runs the same collectives: predictions are 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,13 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from hvd_magtag import metrics
+from hvd_magtag import cli, fsutil, metrics
+from hvd_magtag.errors import ConfigError
 
 
 def parse_windows(text: str | int, option: str = "--windows") -> int | str:
     """``"all"`` or a positive window count; raises ConfigError naming ``option``."""
-    from hvd_magtag.config import ConfigError
-
     if str(text) == "all":
         return "all"
     try:
@@ -99,24 +97,26 @@ def score_split(model, clips, tags, spec, *, windows, batch_size, manifest, ctx,
 def save_predictions(path: Path, clips, scores: np.ndarray, tags: list[str]) -> None:
     """Clip-level ``scores`` [n_clips, n_tags] with ``labels``, ``clip_ids``, ``paths`` and ``tags`` (npz,
     written atomically): what ROC/PR curves and confusion analyses (notebooks/report.ipynb) are drawn from."""
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(
-        tmp,
-        scores=np.asarray(scores, np.float32),
-        labels=np.stack([c.labels for c in clips]).astype(np.float32),
-        clip_ids=np.array([c.clip_id for c in clips]),
-        paths=np.array([c.path for c in clips]),
-        tags=np.array(tags),
-    )
-    tmp.replace(path)
+    with fsutil.atomic_path(path) as tmp:
+        np.savez_compressed(
+            tmp,
+            scores=np.asarray(scores, np.float32),
+            labels=np.stack([c.labels for c in clips]).astype(np.float32),
+            clip_ids=np.array([c.clip_id for c in clips]),
+            paths=np.array([c.path for c in clips]),
+            tags=np.array(tags),
+        )
 
 
-def load_split(run, data_cfg, split: str, ctx):
-    """(clips of ``split``, manifest) for a run's dataset, checking the vocabulary matches the run's."""
-    from hvd_magtag.config import ConfigError
-    from hvd_magtag.train import load_data
+def load_split(run, data_cfg, split: str):
+    """(clips of ``split``, manifest) for a run's dataset, checking the vocabulary matches the run's.
+    Rank 0 validates the files (the manifest is cached beside the data), every rank receives the result.
+    Collective."""
+    from hvd_magtag import distributed
+    from hvd_magtag.data import load_catalog
+    from hvd_magtag.data.manifest import validate
 
-    catalog, manifest = load_data(data_cfg, ctx)
+    catalog, manifest = distributed.from_root(lambda: validate(load_catalog(data_cfg)))
     if list(catalog.tags) != run.tags:
         raise ConfigError(
             f"{data_cfg.root or data_cfg.dataset}: its tag vocabulary ({catalog.n_tags} tags) differs from the "
@@ -134,7 +134,7 @@ def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=
     from hvd_magtag import distributed
     from hvd_magtag.models.weights import load_weights
     from hvd_magtag.pretrained import resolve_model
-    from hvd_magtag.rundir import RunDir, RunDirError, atomic_write_text
+    from hvd_magtag.rundir import RunDir
 
     run = RunDir(resolve_model(run_dir))  # a run directory or a pretrained name (MTT_musicnn)
     model_name = run.info["model"]  # "not a run directory" before anything else
@@ -145,18 +145,11 @@ def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=
     ctx = distributed.init()  # after the option checks, before any TensorFlow op
     log = distributed.get_logger("hvd_magtag.evaluate")
     batch_size = batch_size or exp.eval.batch_size
-    clips, manifest = load_split(run, exp.data, split, ctx)
+    clips, manifest = load_split(run, exp.data, split)
 
     model = run.build_model()
-    problem = None
-    if ctx.is_root:  # one reader of the weights, then broadcast; a missing file stops every rank
-        try:
-            load_weights(model, run.weights_path(weights))
-        except (RunDirError, OSError, ValueError) as e:
-            problem = e
-    problem = distributed.broadcast_object(problem)
-    if problem is not None:
-        raise problem
+    # one reader of the weights, then broadcast; a missing file stops every rank
+    distributed.from_root(lambda: load_weights(model, run.weights_path(weights)))
     distributed.broadcast_variables(model.variables)
 
     started = time.perf_counter()
@@ -170,9 +163,7 @@ def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=
         save_predictions(run.path / f"predictions_{split}.npz", clips, scores, run.tags)
         all_results: dict[str, Any] = run.results if run.results_path.is_file() else {}
         all_results[split] = result
-        atomic_write_text(
-            run.results_path, json.dumps(metrics.json_safe(all_results), indent=2, sort_keys=True) + "\n"
-        )
+        fsutil.atomic_write_json(run.results_path, metrics.json_safe(all_results))
         title = (
             f"{model_name} on {split} ({result['n_clips']} clips, {windows} windows/clip, {weights} weights)"
         )
@@ -182,10 +173,13 @@ def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.OneLineParser(
         prog="python -m hvd_magtag.evaluate",
         description="Score a trained run on a split: per-tag and macro ROC-AUC / PR-AUC over clips "
         "(window predictions averaged per clip). Run under horovodrun to shard the work.",
+        epilog=cli.EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        debug_flag=True,
     )
     p.add_argument("run_dir", help="run directory written by hvd_magtag.train")
     p.add_argument("--split", default="test", help="train | valid | test (default: test)")
@@ -197,15 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=None, help="windows per batch per rank (default: eval.batch_size)"
     )
     p.add_argument("--data-root", default=None, help="dataset folder, if it moved since training")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from hvd_magtag.train import run_cli
-
-    return run_cli(
+    return cli.run_cli(
         lambda: evaluate(
             args.run_dir,
             split=args.split,

@@ -23,7 +23,6 @@ recorded (``status.json``) and the batch goes on. The notebook launches ``horovo
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import logging
@@ -36,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hvd_magtag import jobs, resources
+from hvd_magtag import cli, jobs, resources
+from hvd_magtag.errors import ConfigError
 
 log = logging.getLogger("hvd_magtag.experiments")
 
@@ -45,8 +45,8 @@ KERNEL_NAME = (
 )
 
 
-class ExperimentError(ValueError):
-    """A grid file or parameter is wrong; the message names it."""
+class ExperimentError(ConfigError):
+    """A grid file or parameter is wrong; the message names it (exit 2)."""
 
 
 # -- launching one training run (used by notebooks/experiment.ipynb) -------------------------------------
@@ -438,10 +438,9 @@ def _markdown(df) -> str:
 
 # -- CLI ---------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m hvd_magtag.experiments", description=__doc__.split("\n\n")[0]
+    parser = cli.OneLineParser(
+        prog="python -m hvd_magtag.experiments", description=__doc__.split("\n\n")[0], debug_flag=True
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_run = sub.add_parser("run", help="execute the experiment notebook once per grid point")
     p_run.add_argument("grid", help="grid YAML file")
@@ -452,26 +451,21 @@ def main(argv: list[str] | None = None) -> int:
     p_tab.add_argument("runs", nargs="+", help="run directories or folders holding them")
     p_tab.add_argument("--out", required=True, help="output path prefix (.csv/.md/.xlsx are added)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from hvd_magtag.rundir import RunDirError
+    return cli.run_cli(lambda: _command(args), debug=args.debug)
 
-    try:
-        if args.cmd == "run":
-            statuses = run_grid(args.grid, args.out, kernel_name=args.kernel, dry_run=args.dry_run)
-            failed = [s for s in statuses if s["status"] == "failed"]
-            for s in statuses:
-                print(f"{s['status']:>8}  {s['name']}" + (f"  ({s['error']})" if s.get("error") else ""))
-            return 1 if failed else 0
-        df = results_table(args.runs)
-        for p in write_table(df, args.out):
-            print(p)
-        print(_markdown(df))
-        return 0
-    except (ExperimentError, OSError, RunDirError) as e:
-        if args.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 4 if isinstance(e, RunDirError) else 2
+
+def _command(args) -> int:
+    if args.cmd == "run":
+        statuses = run_grid(args.grid, args.out, kernel_name=args.kernel, dry_run=args.dry_run)
+        failed = [s for s in statuses if s["status"] == "failed"]
+        for s in statuses:
+            print(f"{s['status']:>8}  {s['name']}" + (f"  ({s['error']})" if s.get("error") else ""))
+        return 1 if failed else 0
+    df = results_table(args.runs)
+    for p in write_table(df, args.out):
+        print(p)
+    print(_markdown(df))
+    return 0
 
 
 if __name__ == "__main__":

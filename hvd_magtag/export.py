@@ -49,12 +49,13 @@ wav, flac and ogg) from the file header in the graph.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 from pathlib import Path
 
+from hvd_magtag import cli, fsutil
+from hvd_magtag.errors import RunDirError
 from hvd_magtag.models.names import EMBEDDING_LAYER, OUTPUT_LAYER, UNFOLD_WINDOWS, WINDOW_ENCODER
 
 #: Windows the model sees per call inside the exported functions (bounds activation memory for long clips).
@@ -67,8 +68,8 @@ SAVED_MODEL_FILE = "saved_model.pb"
 log = logging.getLogger("hvd_magtag.export")
 
 
-class ExportError(ValueError):
-    """The run cannot be exported; the message names the run directory and what to do."""
+class ExportError(RunDirError):
+    """The run cannot be exported; the message names the run directory and what to do (exit code 4)."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -402,9 +403,6 @@ def export_run(run_dir: str | Path, weights: str = "best", out: str | Path | Non
 
     Writes ``out`` (default ``RUN_DIR/export``; replaced if present) and returns its path.
     """
-    import shutil
-    import tempfile
-
     from hvd_magtag.pretrained import resolve_model
     from hvd_magtag.rundir import RunDir
 
@@ -419,16 +417,8 @@ def export_run(run_dir: str | Path, weights: str = "best", out: str | Path | Non
     model = run.load_model(weights)
     module = tagging_module(model, spec, tags)
     out = Path(out).expanduser().resolve() if out else run.export_dir
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with fsutil.atomic_dir(out) as tmp:  # an existing export is replaced only by a complete one
         tf.saved_model.save(module, str(tmp), signatures=module.signatures())
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     log.info("exported %s (%s weights, %d tags) to %s", run.path.name, weights, len(tags), out)
     return out
 
@@ -438,7 +428,9 @@ def is_export_dir(path: str | Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hvd_magtag.export", description=__doc__.split("\n\n")[0])
+    parser = cli.OneLineParser(
+        prog="python -m hvd_magtag.export", description=__doc__.split("\n\n")[0], debug_flag=True
+    )
     parser.add_argument(
         "run_dir", help="run directory written by hvd_magtag.train, or a pretrained name (MTT_musicnn)"
     )
@@ -447,17 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None, help="SavedModel folder (default: RUN_DIR/export)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from hvd_magtag.pretrained import PretrainedError
-    from hvd_magtag.rundir import RunDirError
-
-    try:
-        out = export_run(args.run_dir, args.weights, args.out)
-    except (ExportError, RunDirError, PretrainedError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(out)
-    return 0
+    return cli.run_cli(lambda: print(export_run(args.run_dir, args.weights, args.out)), debug=args.debug)
 
 
 if __name__ == "__main__":

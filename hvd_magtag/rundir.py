@@ -18,30 +18,11 @@ Layout (written by rank 0 only)::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-
-class RunDirError(ValueError):
-    """The run directory is missing something or does not match the request."""
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from hvd_magtag import fsutil
+from hvd_magtag.errors import RunDirError
 
 
 class RunDir:
@@ -64,7 +45,7 @@ class RunDir:
 
     # -- metadata ------------------------------------------------------------------------------------
     def write_run_info(self, info: dict[str, Any]) -> None:
-        atomic_write_text(self.run_info_path, json.dumps(info, indent=2, sort_keys=True) + "\n")
+        fsutil.atomic_write_json(self.run_info_path, info)
 
     @property
     def info(self) -> dict[str, Any]:

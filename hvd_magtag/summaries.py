@@ -11,9 +11,9 @@ truncated last record) ends the file where it was cut.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
+
+from hvd_magtag import fsutil
 
 #: TensorBoard's event file names (``events.out.tfevents.<time>.<host>.<pid>.<n>.v2`` for TF2 writers).
 EVENT_GLOB = "events.out.tfevents.*"
@@ -51,21 +51,7 @@ def trim_events(logdir: str | Path, step: int) -> dict[Path, int]:
         writer = RecordWriter(buffer)
         for record in kept:
             writer.write(record)
-        _replace(path, buffer.getvalue())
+        # the temporary's name holds no "tfevents": a TensorBoard watching the folder reads every such file
+        fsutil.atomic_write(path, buffer.getvalue(), temp_stem="trim")
         changed[path] = dropped
     return changed
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Atomically replace ``path`` by ``data``. The temporary's name holds no "tfevents": a TensorBoard
-    watching the folder reads every file whose name does."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".trim-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

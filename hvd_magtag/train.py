@@ -19,14 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from hvd_magtag.config import ConfigError, Experiment
+from hvd_magtag import cli, fsutil
+from hvd_magtag.config import Experiment
+from hvd_magtag.errors import ConfigError, DataError, RunDirError
 from hvd_magtag.models.names import OUTPUT_LAYER
 
 # -- command line -----------------------------------------------------------------------------------------
@@ -51,35 +52,16 @@ _FLAGS = {
 }
 
 
-#: Exit codes of the command-line tools (train, evaluate); one home, listed in ``--help``.
-EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_DATA, EXIT_RUN_DIR = 0, 1, 2, 3, 4
-EXIT_CODES_HELP = f"""exit codes:
-  {EXIT_OK}  finished
-  {EXIT_RUNTIME}  runtime failure (crash, lost rank, out of memory): traceback shown
-  {EXIT_USAGE}  usage or configuration error: bad option or type, unknown --set key or model, bad YAML,
-     invalid model override, resuming a run directory with another architecture or tag vocabulary
-  {EXIT_DATA}  data error: dataset folder or metadata missing or invalid, empty split, every file
-     unreadable, fewer training clips than batch_size x ranks
-  {EXIT_RUN_DIR}  run-directory error: not creatable or writable, too little free disk space, not a run
-     directory, unreadable checkpoint
-Errors with codes 2-4 are one line on stderr ("error: ..."); add --debug for the traceback."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one stderr line (no usage block), exit code :data:`EXIT_USAGE`."""
-
-    def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
+    p = cli.OneLineParser(
         prog="python -m hvd_magtag.train",
         description="Train a music auto-tagging CNN (run under horovodrun for several ranks). Rerunning on a "
         "run directory resumes from its last checkpoint.",
         epilog="Every config option can be set with --set section.key=value, e.g. --set train.clip_norm=5 "
-        "--set model.overrides.width=0.5; see hvd_magtag/config.py for the full tree.\n\n" + EXIT_CODES_HELP,
+        "--set model.overrides.width=0.5; see hvd_magtag/config.py for the full tree.\n\n"
+        + cli.EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        debug_flag=True,
     )
     p.add_argument("--config", help="YAML or JSON experiment file, or a packaged config by name (e.g. demo)")
     p.add_argument(
@@ -108,7 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECTION.KEY=VALUE",
         help="override any config option (repeatable), e.g. train.lr=0.01",
     )
-    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     return p
 
 
@@ -135,69 +116,22 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
     return exp
 
 
-def _env_rank() -> int:
-    """This process's rank from the launcher's environment (Horovod may not be initialised yet)."""
-    from hvd_magtag.distributed import RANK_ENV
-
-    return next((int(os.environ[v]) for v in RANK_ENV if os.environ.get(v, "").isdigit()), 0)
-
-
-def exit_code(e: BaseException) -> int | None:
-    """The documented exit code (:data:`EXIT_CODES_HELP`) for one of our errors; None for anything else."""
-    from hvd_magtag.checkpoint import CheckpointError
-    from hvd_magtag.data.catalog import MetadataError
-    from hvd_magtag.rundir import RunDirError
-
-    if isinstance(e, MetadataError):
-        return EXIT_DATA
-    if isinstance(e, (RunDirError, CheckpointError)):
-        return EXIT_RUN_DIR
-    if type(e).__module__.startswith("hvd_magtag") or isinstance(e, (FileNotFoundError, PermissionError)):
-        return EXIT_USAGE
-    return None
-
-
-def run_cli(fn, debug: bool = False) -> int:
-    """Run ``fn()``; our own errors become one ``error: ...`` line on rank 0 and their exit code (2-4);
-    anything else propagates (traceback, exit code 1)."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        fn()
-        return EXIT_OK
-    except (ValueError, KeyError, OSError) as e:
-        code = exit_code(e)
-        if debug or code is None:
-            raise
-        if _env_rank() == 0:
-            print(f"error: {e}", file=sys.stderr)
-        return code
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli(lambda: train(experiment_from_args(args)), debug=args.debug)
+    return cli.run_cli(lambda: train(experiment_from_args(args)), debug=args.debug)
 
 
 # -- setup helpers ----------------------------------------------------------------------------------------
 
 
-def load_data(data_cfg, ctx):
+def load_data(data_cfg):
     """(catalog without bad files, manifest). Rank 0 reads the metadata and validates the files (the manifest
     is cached beside the data); the others receive both, so N ranks never scan the dataset at once. A
     one-line error on rank 0 (missing dataset, bad metadata) is raised on every rank. Collective."""
     from hvd_magtag import distributed
     from hvd_magtag.data import load_catalog, manifest
 
-    payload = None
-    if ctx.is_root:
-        try:
-            payload = ("ok", manifest.validate(load_catalog(data_cfg)))  # other ranks idle: all cores
-        except (ValueError, OSError) as e:
-            payload = ("error", e)
-    kind, value = distributed.broadcast_object(payload)
-    if kind == "error":
-        raise value
-    return value
+    return distributed.from_root(lambda: manifest.validate(load_catalog(data_cfg)))  # others idle: all cores
 
 
 def runs_root() -> Path:
@@ -219,8 +153,6 @@ def check_run_dir(path: Path, min_free: int = MIN_FREE_BYTES) -> None:
     mount or a chmod 555 folder, the probe does not. Creates nothing that stays."""
     import shutil
     import tempfile
-
-    from hvd_magtag.rundir import RunDirError
 
     path = Path(path)
     existing = next(p for p in (path, *path.parents) if p.exists())
@@ -247,22 +179,21 @@ def prepare_run_dir(exp: Experiment, ctx):
     """The RunDir (named on rank 0 when not given, so every rank agrees), checked and created by rank 0; a
     problem there (see :func:`check_run_dir`) is raised on every rank. Collective."""
     from hvd_magtag import distributed
-    from hvd_magtag.rundir import RunDir, RunDirError
+    from hvd_magtag.rundir import RunDir
 
     if not exp.run_dir:
         name = f"{exp.model.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}" if ctx.is_root else None
         exp.run_dir = str(runs_root() / distributed.broadcast_object(name))
     run = RunDir(exp.run_dir)
-    problem = None
-    if ctx.is_root:
+
+    def check_and_create() -> None:
         try:
             check_run_dir(run.path)
             run.path.mkdir(parents=True, exist_ok=True)
-        except (RunDirError, OSError) as e:
-            problem = e if isinstance(e, RunDirError) else RunDirError(f"{run.path}: cannot create ({e})")
-    problem = distributed.broadcast_object(problem)
-    if problem is not None:
-        raise problem
+        except OSError as e:
+            raise RunDirError(f"{run.path}: cannot create ({e})") from None
+
+    distributed.from_root(check_and_create, catch=(RunDirError,))
     return run
 
 
@@ -438,11 +369,9 @@ def restart_from(weights: Path, model, ctx) -> None:
 
 
 def save_weights(model, path: Path) -> None:
-    """``model.save_weights`` atomically (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}.weights.h5")
-    model.save_weights(str(tmp))
-    os.replace(tmp, path)
+    """``model.save_weights`` atomically (hvd_magtag.fsutil)."""
+    with fsutil.atomic_path(path) as tmp:
+        model.save_weights(str(tmp))
 
 
 class Monitor:
@@ -464,9 +393,7 @@ class Monitor:
             self.bar = tqdm(total=cfg.steps, initial=start_step, unit="step", dynamic_ncols=True)
         if ctx.is_root:  # drop records past the checkpoint we resume from (they will be redone)
             kept = [m for m in run.read_metrics() if m.get("step", 0) <= start_step]
-            from hvd_magtag.rundir import atomic_write_text
-
-            atomic_write_text(run.metrics_path, "".join(json.dumps(m) + "\n" for m in kept))
+            fsutil.atomic_write(run.metrics_path, "".join(json.dumps(m) + "\n" for m in kept))
             from hvd_magtag.summaries import trim_events
 
             trim_events(run.tensorboard_dir, start_step)  # and TensorBoard's points past it
@@ -570,7 +497,6 @@ def train(exp: Experiment):
     """Train ``exp`` (collective under horovodrun); returns the RunDir. Resumes from the run directory's
     latest checkpoint when there is one."""
     from hvd_magtag import checkpoint, distributed
-    from hvd_magtag.data.catalog import MetadataError
     from hvd_magtag.evaluate import parse_windows, score_split
     from hvd_magtag.models.registry import get_entry
     from hvd_magtag.schedules import Schedule
@@ -591,7 +517,7 @@ def train(exp: Experiment):
     log = distributed.get_logger("hvd_magtag.train")
     schedule = Schedule(cfg, ctx.size)
 
-    catalog, manifest = load_data(exp.data, ctx)
+    catalog, manifest = load_data(exp.data)
     train_clips, valid_clips = catalog.split("train"), catalog.split("valid")
     if not train_clips:
         bad = (
@@ -599,11 +525,9 @@ def train(exp: Experiment):
             if catalog.excluded
             else ""
         )
-        raise MetadataError(
-            f"{catalog.root}: no clips in the train split (data.split={exp.data.split!r}){bad}"
-        )
+        raise DataError(f"{catalog.root}: no clips in the train split (data.split={exp.data.split!r}){bad}")
     if len(train_clips) < cfg.batch_size * ctx.size:  # every rank decides alike: no rank waits for the others
-        raise MetadataError(
+        raise DataError(
             f"{catalog.root}: {len(train_clips)} training clips are fewer than train.batch_size x ranks = "
             f"{cfg.batch_size} x {ctx.size}; lower train.batch_size or use fewer ranks"
         )

@@ -1,5 +1,5 @@
 """Wrong invocations of every command-line tool: each must exit with its documented code
-(``hvd_magtag.train.EXIT_CODES_HELP``: 2 usage/config, 3 data, 4 run directory), print exactly ONE
+(``hvd_magtag.cli.EXIT_CODES_HELP``: 2 usage/config, 3 data, 4 run directory), print exactly ONE
 ``error: ...`` line on stderr naming the culprit, and no traceback (``--debug`` brings the traceback back).
 
 Option errors are caught before TensorFlow is imported (those processes take well under a second); the
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from train_fixtures import TINY_SETTINGS, run, tiny_dataset, train_command
 
-from hvd_magtag.train import EXIT_DATA, EXIT_RUN_DIR, EXIT_USAGE
+from hvd_magtag.cli import EXIT_DATA, EXIT_RUN_DIR, EXIT_USAGE
 
 PY = sys.executable
 TESTS = Path(__file__).resolve().parent

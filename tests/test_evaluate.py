@@ -7,9 +7,9 @@ import json
 import pytest
 from train_fixtures import tiny_dataset
 
+from hvd_magtag.cli import EXIT_RUN_DIR
 from hvd_magtag.config import ConfigError, Experiment
 from hvd_magtag.evaluate import main, parse_windows
-from hvd_magtag.train import EXIT_RUN_DIR
 
 
 def test_parse_windows():

@@ -169,6 +169,6 @@ def test_export_cli_errors_are_one_line(tmp_path):
         text=True,
         timeout=300,
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 4  # not a run directory (hvd_magtag.cli.EXIT_RUN_DIR)
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "nope" in lines[0], proc.stderr

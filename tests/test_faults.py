@@ -24,9 +24,9 @@ from multirank.runner import run_horovod
 from train_fixtures import TINY_SETTINGS, child_env, tiny_dataset
 
 from hvd_magtag import checkpoint
-from hvd_magtag.distributed import RANK_ENV
+from hvd_magtag.cli import EXIT_RUN_DIR, RANK_ENV
 from hvd_magtag.rundir import RunDir, RunDirError
-from hvd_magtag.train import EXIT_RUN_DIR, MIN_FREE_BYTES, check_run_dir
+from hvd_magtag.train import MIN_FREE_BYTES, check_run_dir
 
 TESTS = Path(__file__).resolve().parent
 #: Environment tag marking the processes of one job (to find rank 1 and kill it).

@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 
+from hvd_magtag import cli
 from hvd_magtag.analysis import TAPS, plots
 
 TAP_HELP = "where a layer's map is taken: the conv output (default) or after its batch norm/activation"
@@ -17,7 +18,13 @@ def _layer_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hvd_magtag.analysis", description=__doc__)
+    parser = cli.OneLineParser(
+        prog="python -m hvd_magtag.analysis",
+        description=__doc__,
+        epilog=cli.EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        debug_flag=True,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     fm = sub.add_parser(
@@ -77,51 +84,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from hvd_magtag.analysis.featuremaps import AnalysisError, run_featuremaps
+    return cli.run_cli(lambda: _run(args), debug=args.debug, log_format="%(asctime)s %(name)s: %(message)s")
+
+
+def _run(args) -> None:
+    from hvd_magtag.analysis.featuremaps import run_featuremaps
     from hvd_magtag.analysis.filters import run_filters
-    from hvd_magtag.config import ConfigError
-    from hvd_magtag.data.catalog import MetadataError
-    from hvd_magtag.pretrained import PretrainedError
-    from hvd_magtag.rundir import RunDirError
 
     log = logging.getLogger("hvd_magtag.analysis")
     began = time.perf_counter()
-    try:
-        if args.command == "featuremaps":
-            runs = [args.run_dir] + ([args.compare] if args.compare else [])
-            out = run_featuremaps(
-                runs,
-                args.clip,
-                out=args.out,
-                layer_names=args.layers,
-                max_channels=args.max_channels,
-                start_seconds=args.start,
-                duration_seconds=args.duration,
-                which=args.weights,
-                tap=args.tap,
-                with_filters=args.with_filters,
-            )
-        else:
-            out = run_filters(
-                args.run_dir,
-                n_clips=args.clips,
-                out=args.out,
-                axis=args.axis,
-                clip_args=args.clip,
-                noise=args.noise,
-                seconds=args.seconds,
-                which=args.weights,
-                tap=args.tap,
-            )
-    except (AnalysisError, RunDirError, ConfigError, MetadataError, PretrainedError) as e:
-        from hvd_magtag.train import EXIT_USAGE, exit_code
-
-        print(f"error: {e}", file=sys.stderr)
-        return exit_code(e) or EXIT_USAGE  # train's codes: 2 usage, 3 data, 4 run directory
+    if args.command == "featuremaps":
+        runs = [args.run_dir] + ([args.compare] if args.compare else [])
+        out = run_featuremaps(
+            runs,
+            args.clip,
+            out=args.out,
+            layer_names=args.layers,
+            max_channels=args.max_channels,
+            start_seconds=args.start,
+            duration_seconds=args.duration,
+            which=args.weights,
+            tap=args.tap,
+            with_filters=args.with_filters,
+        )
+    else:
+        out = run_filters(
+            args.run_dir,
+            n_clips=args.clips,
+            out=args.out,
+            axis=args.axis,
+            clip_args=args.clip,
+            noise=args.noise,
+            seconds=args.seconds,
+            which=args.weights,
+            tap=args.tap,
+        )
     log.info("%s done in %.1f s: %s", args.command, time.perf_counter() - began, out)
     print(out)
-    return 0
 
 
 if __name__ == "__main__":

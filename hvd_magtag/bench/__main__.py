@@ -5,21 +5,22 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
 import sys
 from pathlib import Path
 
+from hvd_magtag import cli
 from hvd_magtag.bench import SECTIONS, format_table
+from hvd_magtag.errors import ConfigError
 
 
 def machine() -> dict:
-    import os
-
     return {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hvd_magtag.bench", description=__doc__)
+    parser = cli.OneLineParser(prog="python -m hvd_magtag.bench", description=__doc__, debug_flag=True)
     sub = parser.add_subparsers(
         dest="section", required=True, metavar="{" + ",".join([*SECTIONS, "all"]) + "}"
     )
@@ -35,16 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     p_all = sub.add_parser("all", help="every section with its defaults")
     p_all.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    import logging
+    return cli.run_cli(
+        lambda: _run(args, modules, sub),
+        debug=args.debug,
+        log_format="%(asctime)s %(name)s: %(message)s",
+    )
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
 
+def _run(args: argparse.Namespace, modules: dict, sub) -> None:
     names = list(modules) if args.section == "all" else [args.section]
-    status = 0
     for name in names:
         if name not in modules:
-            print(f"error: bench section {name!r} is not available in this build", file=sys.stderr)
-            return 2
+            raise ConfigError(f"bench section {name!r} is not available in this build")
         sec_args = args if args.section != "all" else sub.choices[name].parse_args([])
         rows = modules[name].run(sec_args)
         print(f"== {name} ==")
@@ -52,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"{name}.json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
-    return status
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import math
 from typing import Any
 
 from hvd_magtag.bench import row, timed
+from hvd_magtag.errors import ConfigError
 from hvd_magtag.models.names import WINDOW_ENCODER
 
 BENCH = "models"
@@ -153,8 +154,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     names = [n.strip() for n in args.models.split(",") if n.strip()] or list_models()
     unknown = sorted(set(names) - set(list_models()))
     if unknown:
-        raise SystemExit(
-            f"error: --models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(list_models())}"
+        raise ConfigError(
+            f"--models: unknown model(s) {', '.join(unknown)}; choose from {', '.join(list_models())}"
         )
     rows: list[dict[str, Any]] = []
     for name in names:

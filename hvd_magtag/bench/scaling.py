@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from hvd_magtag.bench import row
+from hvd_magtag.errors import ConfigError, HvdMagtagError
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +94,15 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         s.update(QUICK)
         s["allreduce_iters"] = 3
     if s["np"] < 2:
-        raise SystemExit(f"error: --np {s['np']}: the scaled job needs at least 2 ranks")
+        raise ConfigError(f"--np {s['np']}: the scaled job needs at least 2 ranks")
     from hvd_magtag.train import PRECISIONS
 
     if s["precision"] not in PRECISIONS:
-        raise SystemExit(f"error: --precision {s['precision']!r}: choose one of {', '.join(PRECISIONS)}")
+        raise ConfigError(f"--precision {s['precision']!r}: choose one of {', '.join(PRECISIONS)}")
     if s["repeats"] < 1:
-        raise SystemExit(f"error: --repeats {s['repeats']}: give at least 1")
+        raise ConfigError(f"--repeats {s['repeats']}: give at least 1")
     if s["threads"] < 1:
-        raise SystemExit(f"error: --threads {s['threads']}: give at least 1 thread per rank")
+        raise ConfigError(f"--threads {s['threads']}: give at least 1 thread per rank")
     return s
 
 
@@ -213,7 +214,7 @@ def launch(np_ranks: int, s: dict[str, Any], work: Path) -> dict[str, Any]:
     try:
         launcher = jobs.horovodrun(np_ranks, gloo=s["controller"] == "gloo")
     except FileNotFoundError as e:
-        raise SystemExit(f"error: the scaling bench needs Horovod: {e}") from None
+        raise HvdMagtagError(f"the scaling bench needs Horovod: {e}") from None
     result = work / f"np{np_ranks}.json"
     settings = work / f"np{np_ranks}-settings.json"
     settings.write_text(json.dumps(s))
@@ -225,14 +226,14 @@ def launch(np_ranks: int, s: dict[str, Any], work: Path) -> dict[str, Any]:
         # threads: OpenMP's budget too (OMP_NUM_THREADS)
         done = jobs.run(cmd, timeout=s["timeout"], threads=s["threads"], merge_output=True)
     except subprocess.TimeoutExpired:
-        raise SystemExit(
-            f"error: scaling bench: horovodrun -np {np_ranks} did not finish in {s['timeout']:.0f} s "
+        raise HvdMagtagError(
+            f"scaling bench: horovodrun -np {np_ranks} did not finish in {s['timeout']:.0f} s "
             "(--timeout); the job was killed"
         ) from None
     if done.returncode != 0 or not result.exists():
         tail = "\n".join((done.stdout or "").strip().splitlines()[-15:])
-        raise SystemExit(
-            f"error: scaling bench: horovodrun -np {np_ranks} failed (exit {done.returncode}):\n{tail}"
+        raise HvdMagtagError(
+            f"scaling bench: horovodrun -np {np_ranks} failed (exit {done.returncode}):\n{tail}"
         )
     out = json.loads(result.read_text())
     out["wall_seconds"] = time.perf_counter() - t0

@@ -46,6 +46,7 @@ from typing import Any
 
 from hvd_magtag.bench import row
 from hvd_magtag.bench.pipeline import CLIP_SECONDS
+from hvd_magtag.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +122,14 @@ def _settings(args: argparse.Namespace) -> SimpleNamespace:
     s.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in [*s.variants, s.feed_variant] if v not in VARIANTS]
     if unknown:
-        raise SystemExit(
-            f"error: --variants/--feed-variant: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}"
+        raise ConfigError(
+            f"--variants/--feed-variant: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}"
         )
     if not s.variants:
-        raise SystemExit("error: --variants: give at least one variant")
+        raise ConfigError("--variants: give at least one variant")
     s.skip = {p.strip() for p in args.skip.split(",") if p.strip()}
     if s.skip - {"steps", "feed", "eval"}:
-        raise SystemExit(f"error: --skip {args.skip!r}: choose among steps, feed, eval")
+        raise ConfigError(f"--skip {args.skip!r}: choose among steps, feed, eval")
     return s
 
 

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hvd_magtag.errors import DataError
 
-class MetadataError(ValueError):
-    """A metadata file is wrong or truncated; the message names the file, the line and what was expected."""
+#: A metadata file is wrong or truncated; the message names the file, the line and what was expected.
+#: The catalogs' name for :class:`hvd_magtag.errors.DataError` (exit code 3).
+MetadataError = DataError
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,6 @@ Command line: ``python -m hvd_magtag.data.manifest --dataset mtat --root /data/m
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -47,7 +46,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -55,6 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from hvd_magtag import cli, fsutil
 from hvd_magtag.audio.containers import (  # noqa: F401 (re-exported)
     STRUCTURE_CHECKS,
     check_flac,
@@ -391,18 +390,6 @@ def _read_cache(path: Path, root: Path) -> dict[str, FileInfo]:
     return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def validate(
     catalog: Catalog,
     cache_dir: str | Path | None = None,
@@ -455,8 +442,8 @@ def validate(
     for cache_path, report_path in locations:
         try:
             if fresh or not cache_path.is_file():
-                _write_atomic(cache_path, json.dumps(payload, indent=0, sort_keys=True))
-            _write_atomic(report_path, _report(root, bad, len(paths), min_duration))
+                fsutil.atomic_write(cache_path, json.dumps(payload, indent=0, sort_keys=True))
+            fsutil.atomic_write(report_path, _report(root, bad, len(paths), min_duration))
         except OSError as e:
             log.info(
                 "manifest: cannot write beside the data (%s); using %s", e.strerror, locations[-1][0].parent
@@ -494,11 +481,10 @@ def _report(root: Path, bad: list[tuple[str, str]], n_files: int, min_duration: 
 
 def main(argv: list[str] | None = None) -> int:
     """Validate a dataset from the command line and print the summary and the bad files."""
-    from hvd_magtag.config import DataConfig
-    from hvd_magtag.data import LOADERS, load_catalog
+    from hvd_magtag.data import LOADERS
 
-    parser = argparse.ArgumentParser(
-        prog="python -m hvd_magtag.data.manifest", description=__doc__.split("\n")[0]
+    parser = cli.OneLineParser(
+        prog="python -m hvd_magtag.data.manifest", description=__doc__.split("\n")[0], debug_flag=True
     )
     parser.add_argument("--dataset", default="mtat", choices=list(LOADERS))
     parser.add_argument("--root", default="", help="dataset folder (data.root)")
@@ -509,7 +495,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="parallel checks (default: core count)")
     parser.add_argument("--cache-dir", default=None, help="cache location when the data folder is read-only")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return cli.run_cli(lambda: _validate_command(args), debug=args.debug)
+
+
+def _validate_command(args) -> None:
+    from hvd_magtag.config import DataConfig
+    from hvd_magtag.data import load_catalog
+
     data_cfg = DataConfig(
         dataset=args.dataset, root=args.root, split=args.split, vocabulary=args.vocabulary, subset=args.subset
     )
@@ -524,7 +516,6 @@ def main(argv: list[str] | None = None) -> int:
     for path, reason in manifest.bad:
         print(f"  {path}\t{reason}")
     print(f"cache: {manifest.cache_path}\nreport: {manifest.report_path}")
-    return 0
 
 
 if __name__ == "__main__":

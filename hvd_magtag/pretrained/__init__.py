@@ -24,9 +24,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hvd_magtag.errors import ConfigError
 
-class PretrainedError(ValueError):
-    """A pretrained model cannot be imported; the message names it and says what to do."""
+
+class PretrainedError(ConfigError):
+    """A pretrained model cannot be imported; the message names it and says what to do (exit code 2)."""
 
 
 #: What to install for the musicnn checkpoints (the one home of this requirement; the Makefile reads it).

@@ -33,14 +33,14 @@ def main() -> None:
     for v in model.trainable_variables:
         v.assign(v + 1.0)
 
-    real_write = checkpoint._fsync_write
+    real_save = checkpoint._save_arrays
 
-    def write_then_die(path: Path, write) -> None:
+    def save_then_die(path: Path, arrays) -> None:
         if path.name == "optimizer.npz":  # model.npz of step 2 is written: die mid-checkpoint
             os.kill(os.getpid(), signal.SIGKILL)
-        real_write(path, write)
+        real_save(path, arrays)
 
-    checkpoint._fsync_write = write_then_die
+    checkpoint._save_arrays = save_then_die
     checkpoint.save(out / "checkpoints", model, optimizer, {"step": 2})
     raise SystemExit("unreachable: the process should have been killed")
 

@@ -12,7 +12,6 @@ byte-identical for any number of workers.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hvd_magtag import locations
+from hvd_magtag import cli, fsutil, locations
 from hvd_magtag.data.mtat import (
     ANNOTATIONS,
     CLIP_INFO,
@@ -75,9 +74,7 @@ def _write_clip(root: Path, plan: ClipPlan, pcm: np.ndarray | None) -> None:
     """Encode and write one clip atomically; a broken clip becomes a 0-byte file like MTAT's three."""
     path = root / plan.mp3_path
     data = b"" if pcm is None else encode_mp3(pcm.astype(np.float32) / 32767.0)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    fsutil.atomic_write(path, data)
 
 
 def _quoted_tsv(header: list[str], rows: list[list[object]]) -> bytes:
@@ -240,7 +237,7 @@ def _render_and_write(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    p = cli.OneLineParser(
         prog="python -m hvd_magtag.data.synth",
         description="Write a synthetic dataset in the MagnaTagATune layout (16 folders of 16 kHz mono mp3s, "
         "annotations_final.csv with the 188 MTAT tags) whose tags are audible.",

@@ -22,7 +22,7 @@ import tensorflow as tf
 import yaml
 from tqdm import tqdm
 
-from hvd_magtag import audio
+from hvd_magtag import audio, cli
 from hvd_magtag.config import DataConfig
 from hvd_magtag.data import SPLITS, load_catalog
 from hvd_magtag.data.catalog import Clip
@@ -136,9 +136,10 @@ def _parse_override(text: str) -> tuple[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli.OneLineParser(
         prog="python -m hvd_magtag.data.tfrecord",
         description="Pre-extracted TFRecords: decode once, train many times.",
+        debug_flag=True,
     )
     parser.add_argument("--dataset", default="synthetic", help="catalog to extract (synthetic | mtat | ...)")
     parser.add_argument("--data-root", default="", help="dataset folder (default: the dataset's own default)")
@@ -155,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", default=",".join(SPLITS), help="comma-separated splits (default all)")
     parser.add_argument("--threads", type=int, default=None, help="decode parallelism (default AUTOTUNE)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return cli.run_cli(lambda: _extract_command(args), debug=args.debug)
 
+
+def _extract_command(args) -> None:
     spec = get_spec(args.model, **dict(args.override))
     fmt = args.format or spec.input
     catalog = load_catalog(DataConfig(dataset=args.dataset, root=args.data_root, vocabulary=args.vocabulary))
@@ -167,4 +170,3 @@ def main(argv: list[str] | None = None) -> int:
         dataset=args.dataset, model=args.model, threads=args.threads,
     )  # fmt: skip
     log.info("wrote %s records to %s: %s", fmt, args.out, index["counts"])
-    return 0
