@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from hvd_magtag import fsutil
+
 
 def aggregate_windows(preds: np.ndarray, clip_index: np.ndarray, n_clips: int) -> np.ndarray:
     """Mean of window predictions per clip.
@@ -126,9 +128,7 @@ def per_tag_csv(result: dict[str, Any], path: str | Path | None = None) -> str:
         writer.writerow([tag, "", "", "", f"skipped: {reason}"])
     text = buf.getvalue()
     if path is not None:
-        from hvd_magtag.rundir import atomic_write_text
-
-        atomic_write_text(path, text)
+        fsutil.atomic_write(path, text)
     return text
 
 

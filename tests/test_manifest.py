@@ -148,14 +148,14 @@ def test_min_duration(data_dir):
 
 
 def test_read_only_data_uses_cache_dir(data_dir, tmp_path, monkeypatch):
-    real_write = mf._write_atomic
+    real_write = mf.fsutil.atomic_write
 
     def refuse_data_dir(path, text):
         if Path(path).parent == data_dir:
             raise PermissionError(13, "Permission denied", str(path))
-        real_write(path, text)
+        return real_write(path, text)
 
-    monkeypatch.setattr(mf, "_write_atomic", refuse_data_dir)
+    monkeypatch.setattr(mf.fsutil, "atomic_write", refuse_data_dir)
     cache = tmp_path / "cache"
     _, manifest = mf.validate(_catalog(data_dir), cache_dir=cache)
     assert manifest.cache_path.parent == cache and manifest.report_path.parent == cache
