@@ -12,12 +12,12 @@ Exit codes: 0 done, 2 usage error or a target that is not a folder.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
 
-from hvd_magtag import resources
+from hvd_magtag import cli, resources
+from hvd_magtag.errors import ConfigError
 
 
 def packaged_files() -> list[Path]:
@@ -34,7 +34,7 @@ def copy(dest: str | Path, *, force: bool = False) -> tuple[list[Path], list[Pat
     """Copy the packaged notebooks and grids into ``dest`` (created); returns (written, kept as they were)."""
     dest = Path(dest).expanduser().absolute()
     if dest.exists() and not dest.is_dir():
-        raise NotADirectoryError(f"{dest}: exists and is not a folder; choose another destination")
+        raise ConfigError(f"{dest}: exists and is not a folder; choose another destination")
     root = resources.notebooks_dir()
     written: list[Path] = []
     kept: list[Path] = []
@@ -50,28 +50,29 @@ def copy(dest: str | Path, *, force: bool = False) -> tuple[list[Path], list[Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hvd_magtag.notebooks", description=__doc__.split("\n\n")[0])
+    p = cli.OneLineParser(
+        prog="python -m hvd_magtag.notebooks", description=__doc__.split("\n\n")[0], debug_flag=True
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="packaged notebooks and grids")
     p_copy = sub.add_parser("copy", help="copy the notebooks and grids into a folder")
     p_copy.add_argument("dest", help="destination folder (created if absent)")
     p_copy.add_argument("--force", action="store_true", help="overwrite files that are already there")
     args = p.parse_args(argv)
+    return cli.run_cli(lambda: _command(args), debug=args.debug)
+
+
+def _command(args) -> None:
     if args.cmd == "list":
         print(f"# {resources.notebooks_dir()}")
         for rel in packaged_files():
             print(rel.as_posix())
-        return 0
-    try:
-        written, kept = copy(args.dest, force=args.force)
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return
+    written, kept = copy(args.dest, force=args.force)
     for path in written:
         print(f"copied {path}")
     for path in kept:
         print(f"kept   {path} (already there; --force replaces it)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ TOOLS = [
     ["hvd_magtag.data.manifest"],
     ["hvd_magtag.data.synth", "--out", "d", "--clips", "1"],
     ["hvd_magtag.data.tfrecord", "--out", "d"],
+    ["hvd_magtag.notebooks", "list"],
 ]
 
 
