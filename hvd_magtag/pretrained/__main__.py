@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hvd_magtag import cli
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from hvd_magtag.train import OneLineParser
-
-    parser = OneLineParser(prog="python -m hvd_magtag.pretrained", description=__doc__.split("\n\n")[0])
+    parser = cli.OneLineParser(prog="python -m hvd_magtag.pretrained", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the released models, what they were trained on, their reported ROC-AUC")
     imp = sub.add_parser("import", help="import a released model into a run directory (with export/)")
@@ -43,9 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         _list()
         return 0
     from hvd_magtag.pretrained import import_model
-    from hvd_magtag.train import run_cli
 
-    return run_cli(
+    return cli.run_cli(
         lambda: print(import_model(args.name, args.out, force=args.force, export=not args.no_export)),
         debug=args.debug,
     )
