@@ -197,23 +197,6 @@ def header_sample_rate(contents, fmt):
     return tf.switch_case(branch, [lambda r=_RATE_READERS[n]: r(contents) for n in names])
 
 
-def consecutive_windows(x, window: int, context: int = 0):
-    """``[samples] -> [ceil(samples / window), context + window]``: consecutive windows over the whole clip,
-    the last zero-padded (at least one window), each preceded by the ``context`` samples before it (zeros
-    before the clip start; ``features.window_context(spec)``, 0 for most models). Unlike
-    ``audio.all_windows`` (evaluation), the tail is kept."""
-    import tensorflow as tf
-
-    from hvd_magtag import audio
-
-    n_windows = tf.maximum((tf.shape(x)[0] + window - 1) // window, 1)
-    padded = audio.pad_to(x, n_windows * window)
-    if not context:
-        return audio.all_windows(padded, window)
-    padded = tf.concat([tf.zeros([context], padded.dtype), padded], axis=0)
-    return tf.signal.frame(padded, context + window, window)  # [n_windows, context + window]
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The module
 # ---------------------------------------------------------------------------------------------------------
@@ -384,11 +367,11 @@ def _module_class():
 
         def _from_waveform(self, waveform, sample_rate):
             x = self._prepare(waveform, sample_rate)["waveform"]
-            return self._predict_windows(consecutive_windows(x, self._spec.window, self._context))
+            return self._predict_windows(audio.tail_padded_windows(x, self._spec.window, self._context))
 
         def _from_bytes(self, contents, format):  # noqa: A002 - the signature's public argument name
             x = self._prepare_bytes(contents, format)["waveform"]
-            return self._predict_windows(consecutive_windows(x, self._spec.window, self._context))
+            return self._predict_windows(audio.tail_padded_windows(x, self._spec.window, self._context))
 
     return TaggingModule
 

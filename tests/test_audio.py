@@ -114,6 +114,31 @@ def test_all_windows_are_consecutive_and_drop_the_tail():
     np.testing.assert_array_equal(w.reshape(-1), np.arange(1, 1001))
 
 
+def test_tail_padded_windows_keep_the_tail_zero_padded():
+    x = tf.range(1, 11, dtype=tf.float32)  # 10 samples
+    w = audio.tail_padded_windows(x, 4).numpy()
+    np.testing.assert_array_equal(w, [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 0, 0]])
+    assert audio.tail_padded_windows(tf.ones([3]), 4).numpy().tolist() == [[1, 1, 1, 0]]
+    assert audio.tail_padded_windows(tf.ones([8]), 4).shape == (2, 4)
+    assert audio.tail_padded_windows(tf.zeros([0]), 4).numpy().tolist() == [[0, 0, 0, 0]]  # at least one
+    with_context = audio.tail_padded_windows(
+        x, 4, context=2
+    ).numpy()  # each window after its 2 samples before
+    np.testing.assert_array_equal(with_context, [[0, 0, 1, 2, 3, 4], [3, 4, 5, 6, 7, 8], [7, 8, 9, 10, 0, 0]])
+    ramp = np.arange(1, 1051, dtype=np.float32)  # numpy in, the same windows as all_windows plus the tail
+    w = audio.tail_padded_windows(ramp, 100).numpy()
+    assert w.shape == (11, 100) and w.dtype == np.float32
+    np.testing.assert_array_equal(w[:10], audio.all_windows(ramp, 100).numpy())
+    np.testing.assert_array_equal(w[10], np.r_[np.arange(1001, 1051), np.zeros(50)])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def in_graph(x):
+        return audio.tail_padded_windows(x, 100)
+
+    assert in_graph.get_concrete_function().structured_outputs.shape.as_list() == [None, 100]
+    np.testing.assert_array_equal(in_graph(ramp).numpy(), w)
+
+
 def test_short_clip_is_zero_padded_in_every_mode():
     x = _ramp(60)
     for w in (

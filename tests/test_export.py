@@ -11,7 +11,7 @@ import pytest
 import tag_fixtures as fx
 import tensorflow as tf
 
-from hvd_magtag import export
+from hvd_magtag import audio, export
 from hvd_magtag.export import export_run, header_sample_rate, tagging_module
 from hvd_magtag.rundir import RunDir
 
@@ -54,14 +54,6 @@ def test_header_sample_rate_skips_an_id3_tag_and_rejects_garbage():
         header_sample_rate(tf.constant(mp3), tf.constant("aiff"))
 
 
-def test_consecutive_windows_keep_the_tail_zero_padded():
-    x = tf.range(1, 11, dtype=tf.float32)  # 10 samples
-    w = export.consecutive_windows(x, 4).numpy()
-    np.testing.assert_array_equal(w, [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 0, 0]])
-    assert export.consecutive_windows(tf.ones([3]), 4).numpy().tolist() == [[1, 1, 1, 0]]
-    assert export.consecutive_windows(tf.ones([8]), 4).shape == (2, 4)
-
-
 def test_export_carries_tags_and_spec(run_dir, exported):
     path, loaded = exported
     run = RunDir(run_dir)
@@ -94,7 +86,7 @@ def test_export_predicts_what_the_in_memory_model_predicts(run_dir, exported):
     decoded = tf.audio.decode_wav(fx.encode(stereo, 44100, "wav")).audio
     via_waveform = loaded.from_waveform(decoded, tf.constant(44100))
     mono = memory.prepare(decoded, tf.constant(44100))["waveform"]
-    windows = export.consecutive_windows(mono, run.spec.window)
+    windows = audio.tail_padded_windows(mono, run.spec.window)
     np.testing.assert_allclose(
         via_waveform["taggram"].numpy(), model(windows, training=False).numpy(), atol=EXPORT_ATOL
     )
@@ -157,7 +149,7 @@ def test_fbank_model_export_computes_features_in_graph(tmp_path):
     assert out["taggram"].shape == (2, len(run.tags))  # 2.5 s -> 2 windows of 2.06 s, the second padded
     from hvd_magtag.features import features_for
 
-    windows = export.consecutive_windows(tf.constant(wave), run.spec.window)
+    windows = audio.tail_padded_windows(tf.constant(wave), run.spec.window)
     expected = model(features_for(run.spec)(windows), training=False).numpy()
     np.testing.assert_allclose(out["taggram"].numpy(), expected, atol=EXPORT_ATOL)
 

@@ -8,19 +8,8 @@ import keras
 import numpy as np
 
 from hvd_magtag.analysis.introspect import ConvLayerInfo, describe_layers, encoder_of, select_layers
+from hvd_magtag.audio import tail_padded_windows
 from hvd_magtag.features import features_for
-
-
-def window_batch(x: np.ndarray, window: int) -> np.ndarray:
-    """Consecutive windows of ``x`` [samples]: [n_windows, window], the last zero-padded (n >= 1).
-
-    Unlike ``hvd_magtag.audio.all_windows`` (which drops the tail, as evaluation does) the tail is kept,
-    so the maps cover the whole clip.
-    """
-    n = max(1, math.ceil(len(x) / window))
-    padded = np.zeros(n * window, np.float32)
-    padded[: len(x)] = x
-    return padded.reshape(n, window)
 
 
 def map_extractor(model, layer_names: list[str] | None = None, tap: str = "conv"):
@@ -51,7 +40,7 @@ def feature_maps(
     """
     spec = model.spec
     extractor, infos = extractor or map_extractor(model, layer_names)
-    windows = window_batch(np.asarray(waveform, np.float32).reshape(-1), spec.window)
+    windows = tail_padded_windows(np.asarray(waveform, np.float32).reshape(-1), spec.window).numpy()
     featurize = features_for(spec)
     in_shape = tuple(extractor.inputs[0].shape[1:])
     parts: list[list[np.ndarray]] = [[] for _ in infos]

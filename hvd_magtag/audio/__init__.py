@@ -38,7 +38,7 @@ _HOME = {
          "RESAMPLE_MAX_CONV_WEIGHTS"], "resampling"),
     **dict.fromkeys(
         ["pad_to", "random_window_start", "random_window", "even_window_starts", "even_windows",
-         "all_window_starts", "all_windows", "first_success", "mp3_slice_plan", "mp3_window_and_path",
+         "all_window_starts", "all_windows", "tail_padded_windows", "first_success", "mp3_slice_plan", "mp3_window_and_path",
          "mp3_random_window", "MP3_WARMUP_SAMPLES", "MP3_SLICE_SLACK_BYTES", "MP3_SLICE_DENSITY_MARGIN",
          "MP3_SLICE_MAX_FRACTION", "MP3_PATH_SLICE", "MP3_PATH_SHORT", "MP3_PATH_FAILED",
          "MP3_PATH_WHOLE"], "windows"),

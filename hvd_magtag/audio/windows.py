@@ -234,3 +234,22 @@ def all_windows(x: tf.Tensor, window: int, align: int = 1) -> tf.Tensor:
     starts = all_window_starts(tf.shape(x)[0], window, align)
     idx = starts[:, None] + tf.range(window)[None, :]
     return tf.ensure_shape(tf.gather(x, idx), [None, window])
+
+
+def tail_padded_windows(x: tf.Tensor, window: int, context: int = 0) -> tf.Tensor:
+    """Consecutive non-overlapping windows over the whole clip: ``[samples] -> [k, context + window]`` with
+    ``k = max(1, ceil(samples / window))``, the last zero-padded, each preceded by the ``context`` samples
+    before it (zeros before the clip start; ``features.window_context(spec)``: 0 except for models whose
+    centred frames read them). Unlike :func:`all_windows` (evaluation, which drops the tail) every sample
+    lies in a window: tagging and feature maps cover the whole clip.
+
+    ``x``: a tensor or a numpy array (callers outside the graph take ``.numpy()`` of the result)."""
+    x = tf.convert_to_tensor(x)
+    n_windows = tf.maximum((tf.shape(x)[0] + window - 1) // window, 1)
+    padded = pad_to(x, n_windows * window)
+    if not context:
+        windows = tf.reshape(padded, [n_windows, window])
+    else:
+        padded = tf.concat([tf.zeros([context], padded.dtype), padded], axis=0)
+        windows = tf.signal.frame(padded, context + window, window)  # [n_windows, context + window]
+    return tf.ensure_shape(windows, [None, context + window])

@@ -301,13 +301,13 @@ def _clip_rows(tagger, files: list, case: str, model_rate: tuple, args, common: 
 
 def _bf16_agreement(fp32, bf16, rates: dict, common: dict) -> dict:
     """Largest |bfloat16 - float32| window probability on a music-like clip (and the speed ratio)."""
-    from hvd_magtag.tag.stream import cut_windows
+    from hvd_magtag.audio import tail_padded_windows
 
-    windows = cut_windows(
+    windows = tail_padded_windows(
         music_like(CLIP_SECONDS, fp32.spec.sample_rate, 1, seed=99)[:, 0],
         fp32.spec.window,
         fp32.reader.context,
-    )
+    ).numpy()
     diff = abs(bf16.predict_windows(windows)["taggram"] - fp32.predict_windows(windows)["taggram"]).max()
     speed = rates["bfloat16"][0] / rates["float32"][0]
     return row(BENCH, "model bfloat16 vs float32", "max |dp| per window", float(diff), "prob",

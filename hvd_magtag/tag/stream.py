@@ -30,7 +30,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from hvd_magtag.audio import decode_file, file_problem, format_of, graph_decoder, stream_file
+from hvd_magtag.audio import (
+    decode_file,
+    file_problem,
+    format_of,
+    graph_decoder,
+    stream_file,
+    tail_padded_windows,
+)
 from hvd_magtag.tag.model import TaggerError
 from hvd_magtag.tag.results import FileFailure
 
@@ -79,18 +86,6 @@ def _check_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise TaggerError(f"{path}: {problem[0]}: {problem[1]}")
 
 
-def cut_windows(x: np.ndarray, window: int, context: int = 0) -> np.ndarray:
-    """``[samples] -> [max(1, ceil(samples / window)), context + window]``: consecutive windows, the last
-    zero-padded, each preceded by the ``context`` samples before it (zeros before the start; 0 except for
-    models whose centred frames read them, ``features.window_context``). The numpy twin of
-    ``export.consecutive_windows``."""
-    n = max(1, -(-x.size // window))
-    padded = np.pad(x, (context, n * window - x.size))
-    if not context:
-        return padded.reshape(n, window)
-    return np.stack([padded[i * window : i * window + context + window] for i in range(n)])
-
-
 @dataclass
 class Decoded:
     """A file decoded whole: ``windows`` float32 [n, context + spec.window]; ``seconds`` of source audio."""
@@ -128,7 +123,7 @@ class Reader:
         if self._streamed(path):
             return Streamed(str(path))
         waveform, seconds = self._whole(path)
-        return Decoded(cut_windows(waveform, self.spec.window, self.context), seconds)
+        return Decoded(tail_padded_windows(waveform, self.spec.window, self.context).numpy(), seconds)
 
     def _streamed(self, path: str | os.PathLike) -> bool:
         format_of(str(path))  # unsupported extensions fail with a clear message before any decoding
