@@ -139,6 +139,20 @@ def test_tail_padded_windows_keep_the_tail_zero_padded():
     np.testing.assert_array_equal(in_graph(ramp).numpy(), w)
 
 
+def test_tail_padded_windows_of_a_stream_cut_in_pieces_equal_the_whole_clips():
+    """A stream cut piece by piece (each piece a whole number of windows, ``before`` = the last ``context``
+    samples so far) gives the windows of the whole clip at once, tail included."""
+    ramp = np.arange(1, 1051, dtype=np.float32)
+    whole = audio.tail_padded_windows(ramp, 100, context=30).numpy()
+    before, parts = np.zeros(30, np.float32), []
+    for lo, hi in ((0, 300), (300, 1000), (1000, 1050)):
+        parts.append(audio.tail_padded_windows(ramp[lo:hi], 100, 30, before).numpy())
+        before = np.concatenate([before, ramp[lo:hi]])[-30:]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError)):
+        audio.tail_padded_windows(ramp, 100, 30, np.zeros(29, np.float32))  # before must hold `context`
+
+
 def test_short_clip_is_zero_padded_in_every_mode():
     x = _ramp(60)
     for w in (

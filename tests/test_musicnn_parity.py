@@ -3,9 +3,9 @@
 References: musicnn 0.1.0's own ``extractor()`` (TF1 graph code, librosa front end with its float16 cast) in a
 scratch venv, committed with the script that made them. Here the same FLAC excerpts go through this toolkit's
 pipeline (``hvd_magtag.Tagger``: decode, consecutive 187-frame windows, in-graph log-mel, Keras model). Stated
-tolerance: max abs difference <= 0.02 per tag (musicnn rounds its spectrogram to float16, and the first frame
-of each window after the first sees zeros here instead of the previous window's last 256 samples), and the same
-top-5 tags for every clip (mean of the same three 3 s patches, as ``musicnn.tagger.top_tags``).
+tolerance: max abs difference <= 0.02 per tag (musicnn rounds its spectrogram to float16; each window carries
+the 256 samples before it, so its first centred frame reads what musicnn's whole-clip spectrogram reads), and
+the same top-5 tags for every clip (mean of the same three 3 s patches, as ``musicnn.tagger.top_tags``).
 """
 
 from __future__ import annotations

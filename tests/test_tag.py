@@ -121,6 +121,25 @@ def test_window_count_covers_the_whole_file(tagger, tmp_path):
     assert np.all(last[n - 2 * window :] == 0) and np.any(last[: n - 2 * window] != 0)
 
 
+@pytest.mark.parametrize("context", [0, 256])
+def test_streamed_window_chunks_carry_each_windows_context(tagger, context):
+    """The streamed cutter (pieces of any length, windows with the ``context`` samples before each, as
+    musicnn's tagger reads them) gives the windows of the whole clip at once (audio.tail_padded_windows)."""
+    from hvd_magtag.tag.stream import Reader
+
+    reader = Reader(tagger.module, tagger.spec, segment_seconds=1, whole_file_max_bytes=0, chunk_windows=3)
+    reader.context = context
+    window = tagger.spec.window
+    x = np.random.default_rng(0).standard_normal(7 * window + 123).astype(np.float32)
+    bounds = [0, 100, 100, 2 * window + 7, 5 * window, x.size]  # pieces shorter, longer, empty, exact
+    pieces = ((x[lo:hi], (hi - lo) / 16000) for lo, hi in zip(bounds, bounds[1:]))
+    chunks = list(reader._chunks_of(pieces))
+    assert [len(w) for w, _ in chunks] == [3, 3, 2]
+    assert sum(s for _, s in chunks) == pytest.approx(x.size / 16000)
+    whole = tail_padded_windows(x, window, context).numpy()
+    np.testing.assert_array_equal(np.concatenate([w for w, _ in chunks]), whole)
+
+
 def _model_and_tags(tagger: Tagger):
     return tagger.module.model, tagger.tags
 

@@ -236,20 +236,27 @@ def all_windows(x: tf.Tensor, window: int, align: int = 1) -> tf.Tensor:
     return tf.ensure_shape(tf.gather(x, idx), [None, window])
 
 
-def tail_padded_windows(x: tf.Tensor, window: int, context: int = 0) -> tf.Tensor:
+def tail_padded_windows(x: tf.Tensor, window: int, context: int = 0, before=None) -> tf.Tensor:
     """Consecutive non-overlapping windows over the whole clip: ``[samples] -> [k, context + window]`` with
     ``k = max(1, ceil(samples / window))``, the last zero-padded, each preceded by the ``context`` samples
-    before it (zeros before the clip start; ``features.window_context(spec)``: 0 except for models whose
-    centred frames read them). Unlike :func:`all_windows` (evaluation, which drops the tail) every sample
-    lies in a window: tagging and feature maps cover the whole clip.
+    before it (``features.window_context(spec)``: 0 except for models whose centred frames read them).
+    Unlike :func:`all_windows` (evaluation, which drops the tail) every sample lies in a window: tagging and
+    feature maps cover the whole clip.
 
-    ``x``: a tensor or a numpy array (callers outside the graph take ``.numpy()`` of the result)."""
+    ``before``: the ``context`` samples that precede ``x`` (``[context]``; default zeros, the clip start) --
+    a stream cut piece by piece passes the end of the previous piece. ``x``, ``before``: tensors or numpy
+    arrays (callers outside the graph take ``.numpy()`` of the result)."""
     x = tf.convert_to_tensor(x)
     n_windows = tf.maximum((tf.shape(x)[0] + window - 1) // window, 1)
     padded = pad_to(x, n_windows * window)
     if not context:
         windows = tf.reshape(padded, [n_windows, window])
     else:
-        padded = tf.concat([tf.zeros([context], padded.dtype), padded], axis=0)
+        head = (
+            tf.zeros([context], padded.dtype)
+            if before is None
+            else tf.convert_to_tensor(before, padded.dtype)
+        )
+        padded = tf.concat([tf.ensure_shape(head, [context]), padded], axis=0)
         windows = tf.signal.frame(padded, context + window, window)  # [n_windows, context + window]
     return tf.ensure_shape(windows, [None, context + window])

@@ -256,15 +256,14 @@ class Reader:
             buf = np.concatenate([carry, piece]) if carry.size else piece
             k = buf.size // window
             if k:
-                ext = np.concatenate([before, buf[: k * window]])  # [context + k * window]
-                ready.extend(ext[i * window : i * window + context + window] for i in range(k))
-                before = ext[k * window :].copy()
+                ready.extend(tail_padded_windows(buf[: k * window], window, context, before).numpy())
+                before = np.concatenate([before, buf[: k * window]])[k * window :]  # the last `context`
             carry = buf[k * window :].copy()
             while len(ready) >= self.chunk_windows:
                 yield np.stack(ready[: self.chunk_windows]), seconds
                 ready, seconds, yielded = ready[self.chunk_windows :], 0.0, True
         if carry.size or not (ready or yielded):  # the tail (or a file shorter than a window), zero-padded
-            ready.append(np.concatenate([before, np.pad(carry, (0, window - carry.size))]))
+            ready.append(tail_padded_windows(carry, window, context, before).numpy()[0])
         if ready:
             yield np.stack(ready), seconds
 
