@@ -22,20 +22,8 @@ from typing import Any
 import numpy as np
 
 from hvd_magtag import cli, fsutil, metrics
+from hvd_magtag.config import parse_windows
 from hvd_magtag.errors import ConfigError
-
-
-def parse_windows(text: str | int, option: str = "--windows") -> int | str:
-    """``"all"`` or a positive window count; raises ConfigError naming ``option``."""
-    if str(text) == "all":
-        return "all"
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n <= 0:
-        raise ConfigError(f"{option} {text!r}: give a positive number of windows per clip or 'all'")
-    return n
 
 
 def predict_clips(
@@ -141,7 +129,10 @@ def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=
     exp = run.config
     if data_root:
         exp.data.root = str(data_root)
-    windows = parse_windows(windows if windows is not None else exp.eval.windows)
+    if windows is not None:
+        windows = parse_windows(windows, "--windows")
+    else:
+        windows = parse_windows(exp.eval.windows, f"eval.windows (in {run.config_path})")
     ctx = distributed.init()  # after the option checks, before any TensorFlow op
     log = distributed.get_logger("hvd_magtag.evaluate")
     batch_size = batch_size or exp.eval.batch_size

@@ -19,21 +19,74 @@ with a linear warm-up from 0 over ``train.warmup_steps``. The schedule's state i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hvd_magtag.config import ConfigError, TrainConfig
+from hvd_magtag.errors import ConfigError
 
 #: Won et al. 2020's mixed schedule: Adam, then SGD at 1e-3, 1e-4, 1e-5 (starts as fractions of train.steps).
 DEFAULT_STAGES = "adam:1e-4@0,sgd:1e-3@0.4,sgd:1e-4@0.5,sgd:1e-5@0.6"
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "cosine", "plateau", "staged")
+
+@dataclass(frozen=True)
+class OptimizerKind:
+    """How a ``train.optimizer`` name is built: ``keras.optimizers.<keras_class>(lr, **options(train_cfg))``."""
+
+    keras_class: str
+    options: Callable[[Any], dict[str, Any]]
+    description: str
+
+
+@dataclass(frozen=True)
+class ScheduleKind:
+    """What a ``train.schedule`` name does; ``elastic``: its rate depends on the step and world size only
+    (plateau and staged swap optimizers or reload weights outside an elastic run's committed state)."""
+
+    description: str
+    elastic: bool
+
+
+#: train.optimizer (and train.stages' optimizers): the one table of names; hvd_magtag.config declares its
+#: choices from it and :func:`hvd_magtag.train.make_optimizer` builds from it (Keras 3: weight decay decoupled).
+OPTIMIZERS: dict[str, OptimizerKind] = {
+    "sgd": OptimizerKind(
+        "SGD",
+        lambda cfg: {"momentum": cfg.momentum, "nesterov": True, "weight_decay": cfg.weight_decay or None},
+        "SGD with Nesterov momentum (train.momentum, train.weight_decay)",
+    ),
+    "adam": OptimizerKind("Adam", lambda cfg: {}, "Adam"),
+    "adamw": OptimizerKind(
+        "AdamW", lambda cfg: {"weight_decay": cfg.weight_decay}, "AdamW (train.weight_decay)"
+    ),
+}
+
+#: train.schedule: the one table of names (see the module docstring).
+SCHEDULES: dict[str, ScheduleKind] = {
+    "constant": ScheduleKind("the base rate throughout", elastic=True),
+    "cosine": ScheduleKind("cosine decay to 0 at train.steps", elastic=True),
+    "plateau": ScheduleKind("decay on a validation plateau, restart from the best weights", elastic=False),
+    "staged": ScheduleKind("train.stages: optimizer:lr@start entries", elastic=False),
+}
+
+
+def optimizer_kind(name: str, option: str = "train.optimizer") -> OptimizerKind:
+    """The :data:`OPTIMIZERS` entry of ``name``; ConfigError naming ``option`` and the choices."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"{option} {name!r}: choose one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
+
+
+def schedule_kind(name: str) -> ScheduleKind:
+    """The :data:`SCHEDULES` entry of ``name``; ConfigError naming train.schedule and the choices."""
+    if name not in SCHEDULES:
+        raise ConfigError(f"train.schedule {name!r}: choose one of {', '.join(SCHEDULES)}")
+    return SCHEDULES[name]
 
 
 @dataclass(frozen=True)
 class Stage:
-    optimizer: str  # sgd | adam | adamw
+    optimizer: str  # a key of OPTIMIZERS
     lr: float  # one-rank learning rate
     start: int  # first step (global) of the stage
 
@@ -51,10 +104,7 @@ def parse_stages(text: str, total_steps: int) -> list[Stage]:
             raise ConfigError(
                 f"train.stages entry {item!r}: expected optimizer:lr@start, e.g. sgd:1e-3@0.5 or sgd:1e-3@4000"
             ) from None
-        if name not in OPTIMIZERS:
-            raise ConfigError(
-                f"train.stages entry {item!r}: optimizer must be one of {', '.join(OPTIMIZERS)}"
-            )
+        optimizer_kind(name, option=f"train.stages entry {item!r}: optimizer")
         start = (
             int(round(start_value * total_steps))
             if "." in start_text or start_value < 1
@@ -70,15 +120,14 @@ def parse_stages(text: str, total_steps: int) -> list[Stage]:
 class Schedule:
     """Optimizer name and learning rate per global step, plus the plateau logic.
 
+    ``cfg`` is a :class:`hvd_magtag.config.TrainConfig` (not imported: config imports this module's tables).
     ``world_size`` scales rates when ``cfg.scale_lr``. State (plateau decays, validations without
     improvement) round-trips through :meth:`state_dict` / :meth:`load_state_dict`.
     """
 
-    def __init__(self, cfg: TrainConfig, world_size: int = 1):
-        if cfg.schedule not in SCHEDULES:
-            raise ConfigError(f"train.schedule {cfg.schedule!r}: choose one of {', '.join(SCHEDULES)}")
-        if cfg.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"train.optimizer {cfg.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    def __init__(self, cfg: Any, world_size: int = 1):
+        schedule_kind(cfg.schedule)  # validated by Experiment.validate(); a hand-built config fails here too
+        optimizer_kind(cfg.optimizer)
         self.cfg = cfg
         self.scale = world_size if cfg.scale_lr else 1
         if cfg.schedule == "staged":

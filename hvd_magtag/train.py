@@ -250,37 +250,6 @@ def resume_problem(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     return None
 
 
-#: train.precision choices: the Keras dtype policy the model's layers compute in (weights stay float32).
-PRECISIONS = ("float32", "mixed_bfloat16")
-
-
-def check_precision(cfg) -> None:
-    """ConfigError unless ``cfg.precision`` is one of :data:`PRECISIONS` and not combined with
-    ``mixed_precision`` (the GPU float16 policy)."""
-    if cfg.precision not in PRECISIONS:
-        raise ConfigError(f"train.precision {cfg.precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if cfg.precision != "float32" and cfg.mixed_precision:
-        raise ConfigError(
-            f"train.precision={cfg.precision} and train.mixed_precision=true both pick a mixed policy; keep one"
-        )
-
-
-#: Schedules an elastic run can follow: their learning rate is a function of the step and the world size only
-#: (plateau and staged swap optimizers or reload weights outside the committed state).
-ELASTIC_SCHEDULES = ("constant", "cosine")
-
-
-def check_elastic(cfg) -> None:
-    """ConfigError unless an elastic run (``train.elastic``) has a step-only schedule and commit_every >= 1."""
-    if cfg.commit_every < 1:
-        raise ConfigError(f"train.commit_every={cfg.commit_every}: give a positive number of steps")
-    if cfg.elastic and cfg.schedule not in ELASTIC_SCHEDULES:
-        raise ConfigError(
-            f"train.schedule {cfg.schedule!r} cannot run elastic (train.elastic=true); choose one of "
-            f"{', '.join(ELASTIC_SCHEDULES)}"
-        )
-
-
 def build_model(name: str, n_tags: int, overrides: dict[str, Any], precision: str = "float32"):
     """``create_model(name, n_tags, **overrides)`` with its layers computing in ``precision``.
 
@@ -307,16 +276,14 @@ def build_model(name: str, n_tags: int, overrides: dict[str, Any], precision: st
 
 
 def make_optimizer(name: str, cfg, lr: float):
-    """SGD with Nesterov momentum, Adam or AdamW (Keras 3: ``learning_rate``; weight decay decoupled)."""
+    """The optimizer :data:`hvd_magtag.schedules.OPTIMIZERS` names ``name`` (its Keras class and options from
+    ``cfg``) at learning rate ``lr``; ConfigError for a name not in that table."""
     import keras
 
-    if name == "sgd":
-        return keras.optimizers.SGD(
-            lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay or None
-        )
-    if name == "adam":
-        return keras.optimizers.Adam(lr)
-    return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
+    from hvd_magtag.schedules import optimizer_kind
+
+    kind = optimizer_kind(name)
+    return getattr(keras.optimizers, kind.keras_class)(lr, **kind.options(cfg))
 
 
 def make_train_step(model, optimizer, cfg):
@@ -497,15 +464,11 @@ def train(exp: Experiment):
     """Train ``exp`` (collective under horovodrun); returns the RunDir. Resumes from the run directory's
     latest checkpoint when there is one."""
     from hvd_magtag import checkpoint, distributed
-    from hvd_magtag.evaluate import parse_windows, score_split
-    from hvd_magtag.models.registry import get_entry
+    from hvd_magtag.config import parse_windows
+    from hvd_magtag.evaluate import score_split
     from hvd_magtag.schedules import Schedule
 
-    cfg = exp.train
-    get_entry(exp.model.name).check_overrides(exp.model.overrides)  # ConfigError before any TensorFlow work
-    Schedule(cfg)  # checks optimizer / schedule / stages before any process group or data work
-    check_precision(cfg)
-    check_elastic(cfg)
+    cfg = exp.validate().train  # every option and rule, before any process group, data or TensorFlow work
     valid_windows = parse_windows(cfg.valid_windows, "train.valid_windows")
     import keras  # after the option checks: a bad option costs no TensorFlow start-up
     import numpy as np

@@ -86,6 +86,16 @@ def _folder_command(root: Path, run_dir: Path, *extra: str) -> list[str]:
         (["--set", "train.optimizer=adagrad"], ["train.optimizer", "adagrad"]),
         (["--elastic", "--set", "train.schedule=plateau"], ["train.schedule 'plateau' cannot run elastic"]),
         (["--set", "train.commit_every=0"], ["train.commit_every=0", "positive"]),
+        # every closed set of the Experiment tree names the option and its choices (config.Experiment.validate)
+        (["--dataset", "nosuchdata"], ["data.dataset 'nosuchdata'", "synthetic, mtat, jamendo, fma, folder"]),
+        (["--schedule", "sometimes"], ["train.schedule 'sometimes'", "constant, cosine, plateau, staged"]),
+        (["--optimizer", "rmsprop"], ["train.optimizer 'rmsprop'", "sgd, adam, adamw"]),
+        (["--set", "train.precision=fp8"], ["train.precision 'fp8'", "float32, mixed_bfloat16"]),
+        (["--set", "eval.split=dev"], ["eval.split 'dev'", "train, valid, test"]),
+        (["--set", "eval.windows=ten"], ["eval.windows 'ten'", "or 'all'"]),
+        (["--set", "train.valid_windows=0"], ["train.valid_windows '0'", "or 'all'"]),
+        (["--set", "train.batch_size=0"], ["train.batch_size=0", "positive"]),
+        (["--set", "train.stages=adam:1e-4@0"], ["train.stages", "train.schedule=staged"]),
     ],
 )
 def test_option_errors(tmp_path, extra, needles):

@@ -8,18 +8,17 @@ import numpy as np
 import pytest
 
 from hvd_magtag.config import ConfigError, Experiment, TrainConfig
-from hvd_magtag.train import build_model, check_precision, make_optimizer, make_train_step
+from hvd_magtag.train import build_model, make_optimizer, make_train_step
 
 TINY = {"m": 3, "n": 4, "width": 0.0625}  # SampleCNN 3^4: 243-sample windows, a few thousand weights
 
 
 def test_config_accepts_precision_and_rejects_unknown_or_conflicting():
-    exp = Experiment().apply_overrides(["train.precision=mixed_bfloat16"])
-    check_precision(exp.train)
+    Experiment().apply_overrides(["train.precision=mixed_bfloat16"]).validate()
     with pytest.raises(ConfigError, match="train.precision 'fp8'"):
-        check_precision(TrainConfig(precision="fp8"))
+        Experiment(train=TrainConfig(precision="fp8")).validate()
     with pytest.raises(ConfigError, match="keep one"):
-        check_precision(TrainConfig(precision="mixed_bfloat16", mixed_precision=True))
+        Experiment(train=TrainConfig(precision="mixed_bfloat16", mixed_precision=True)).validate()
 
 
 def test_bfloat16_model_computes_in_bfloat16_and_outputs_float32():

@@ -57,7 +57,7 @@ def test_staged_switches_optimizer_and_rate():
     "text, needle",
     [
         ("adam:1e-4@0,sgd@0.5", "expected optimizer:lr@start"),
-        ("rmsprop:1e-3@0", "optimizer must be one of"),
+        ("rmsprop:1e-3@0", "optimizer 'rmsprop': choose one of sgd, adam, adamw"),
         ("sgd:1e-3@10", "first stage must start at 0"),
     ],
 )

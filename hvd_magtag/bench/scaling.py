@@ -95,10 +95,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         s["allreduce_iters"] = 3
     if s["np"] < 2:
         raise ConfigError(f"--np {s['np']}: the scaled job needs at least 2 ranks")
-    from hvd_magtag.train import PRECISIONS
+    from hvd_magtag.config import PRECISIONS, check_choice
 
-    if s["precision"] not in PRECISIONS:
-        raise ConfigError(f"--precision {s['precision']!r}: choose one of {', '.join(PRECISIONS)}")
+    check_choice(s["precision"], PRECISIONS, "--precision")
     if s["repeats"] < 1:
         raise ConfigError(f"--repeats {s['repeats']}: give at least 1")
     if s["threads"] < 1:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hvd_magtag.audio.formats import AUDIO_SUFFIXES  # the one table of formats (re-exported)
-from hvd_magtag.config import ConfigError
+from hvd_magtag.config import DATASETS, SPLITS, ConfigError, check_choice
 from hvd_magtag.data.catalog import Catalog, Clip, MetadataError
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: data.dataset -> "module:function" taking a DataConfig (imported on use, so one loader's imports never
-#: slow down another's).
+#: slow down another's); the names are hvd_magtag.config.DATASETS (its declared choices).
 LOADERS: dict[str, str] = {
     "mtat": "hvd_magtag.data.mtat:from_config",
     "synthetic": "hvd_magtag.data.mtat:synthetic_from_config",
@@ -49,9 +49,6 @@ LOADERS: dict[str, str] = {
     "fma": "hvd_magtag.data.fma:from_config",
     "folder": "hvd_magtag.data.folder:from_config",
 }
-
-#: The split names every catalog uses.
-SPLITS = ("train", "valid", "test")
 
 
 _TOP_N = re.compile(r"top(\d+)")
@@ -63,9 +60,7 @@ def load_catalog(data_cfg: DataConfig, *, check_audio: bool = True) -> Catalog:
     ``check_audio=False`` reads metadata only (no file-existence check), e.g. to count clips before the
     audio is downloaded.
     """
-    target = LOADERS.get(data_cfg.dataset)
-    if target is None:
-        raise ConfigError(f"data.dataset={data_cfg.dataset!r} is unknown; choose one of {', '.join(LOADERS)}")
+    target = LOADERS[check_choice(data_cfg.dataset, DATASETS, "data.dataset")]
     module_name, function_name = target.split(":")
     loader: Callable[..., Catalog] = getattr(importlib.import_module(module_name), function_name)
     catalog = loader(data_cfg, check_audio=check_audio)

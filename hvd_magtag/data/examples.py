@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from hvd_magtag import audio
+from hvd_magtag.config import parse_windows
 from hvd_magtag.data.catalog import Clip
 from hvd_magtag.features import features_for, hop_alignment
 from hvd_magtag.models.registry import ModelSpec
@@ -164,10 +165,11 @@ def eval_windows(waveform: tf.Tensor, spec: ModelSpec, windows: int | str) -> tf
     """Evaluation inputs from a clip's waveform: split models ``[k, *window_shape]`` (k = ``windows`` evenly
     spaced, or all consecutive when "all"); superpool models ``[1, n_windows, *window_shape]``."""
     to_input, align = features_for(spec), hop_alignment(spec)
+    windows = parse_windows(windows, "windows")
     if spec.windowing == "superpool":
         x = audio.even_windows(waveform, spec.window, spec.n_windows, align)[None]
     elif windows == "all":
         x = audio.all_windows(waveform, spec.window, align)
     else:
-        x = audio.even_windows(waveform, spec.window, int(windows), align)
+        x = audio.even_windows(waveform, spec.window, windows, align)
     return tf.ensure_shape(to_input(x), [None, *spec.input_shape()])

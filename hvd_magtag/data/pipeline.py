@@ -31,6 +31,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from hvd_magtag.config import parse_windows
 from hvd_magtag.data import tfrecord
 from hvd_magtag.data.catalog import Clip
 from hvd_magtag.data.examples import MAX_EPOCHS, ClipTable, eval_windows, train_example
@@ -44,19 +45,6 @@ def steps_per_epoch(n_clips: int, batch_size: int, size: int = 1) -> int:
     """Optimizer steps per epoch, identical on every rank: ``n_clips // (batch_size * size)``
     (the remainder of each epoch's permutation is left out; a different remainder each epoch)."""
     return n_clips // (batch_size * size)
-
-
-def parse_windows(windows: int | str) -> int | str:
-    """``10`` / ``"10"`` -> 10, ``"all"`` -> "all" (EvalConfig.windows is a string)."""
-    if isinstance(windows, str) and windows.strip().lower() == "all":
-        return "all"
-    try:
-        n = int(windows)
-    except (TypeError, ValueError):
-        raise ValueError(f"eval windows={windows!r}: give a positive number of windows or 'all'") from None
-    if n <= 0:
-        raise ValueError(f"eval windows={windows!r}: give a positive number of windows or 'all'")
-    return n
 
 
 def _options(deterministic: bool, threads: int | None) -> tf.data.Options:
@@ -183,7 +171,7 @@ def eval_dataset(
     clip holding its ``spec.n_windows`` windows. The last batch may be smaller; ranks may see different
     batch counts (gather predictions after the loop, not per batch). Order is fixed.
     """
-    windows = parse_windows(windows)
+    windows = parse_windows(windows, "windows")
     if tfrecord_dir:
         rows = tfrecord.eval_examples(tfrecord_dir, clips, spec, windows=windows, rank=rank, size=size)
     else:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import keras
 
-from hvd_magtag.config import ConfigError
+from hvd_magtag.errors import ConfigError
 from hvd_magtag.models.layers import (
     AttentionPooling,
     FastConv1D,

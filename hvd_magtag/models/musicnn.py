@@ -22,7 +22,7 @@ No TensorFlow at import time; builders import Keras lazily.
 
 from __future__ import annotations
 
-from hvd_magtag.config import ConfigError
+from hvd_magtag.errors import ConfigError
 from hvd_magtag.models.names import EMBEDDING_LAYER
 from hvd_magtag.models.registry import register_model
 from hvd_magtag.models.spec import DEFAULT_SAMPLE_RATE, FbankSpec, ModelSpec

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from hvd_magtag.config import ConfigError
+from hvd_magtag.errors import ConfigError
 from hvd_magtag.models.names import (
     EMBEDDING_LAYER,
     FOLD_WINDOWS,

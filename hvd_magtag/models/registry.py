@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hvd_magtag.config import ConfigError
+from hvd_magtag.errors import ConfigError
 from hvd_magtag.models.spec import DEFAULT_SAMPLE_RATE, SPEC_OVERRIDES, FbankSpec, ModelSpec
 
 __all__ = [

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from hvd_magtag import audio
+from hvd_magtag.config import parse_windows
 from hvd_magtag.data.catalog import Clip
 from hvd_magtag.data.examples import MAX_EPOCHS, eval_windows, train_example
 from hvd_magtag.data.tfrecord.layout import check_compatible, load_index, parse_record
@@ -220,7 +221,7 @@ def eval_examples(
     files, record_shard = _rank_files(_split_files(index, clips), rank, size)
     table = _clip_id_table(clips)
     labels = tf.constant(np.stack([c.labels for c in clips]).astype(np.float32))
-    rows_of = _eval_inputs(index["format"], spec, windows)
+    rows_of = _eval_inputs(index["format"], spec, parse_windows(windows, "windows"))
 
     def keep(clip_index: tf.Tensor, _: tf.Tensor) -> tf.Tensor:
         mine = tf.equal(clip_index % size, rank) if record_shard else tf.constant(True)
