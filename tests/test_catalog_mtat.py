@@ -118,7 +118,7 @@ def test_unknown_options_are_one_line_errors():
         mtat.load(SMALL, split="random", check_audio=False)
     with pytest.raises(ConfigError, match="data.vocabulary='best50'"):
         mtat.load(SMALL, vocabulary="best50", check_audio=False)
-    with pytest.raises(ConfigError, match="data.dataset='mp3s'.*mtat"):
+    with pytest.raises(ConfigError, match="data.dataset 'mp3s': choose one of .*mtat"):
         load_catalog(DataConfig(dataset="mp3s", root=str(SMALL)))
 
 
