@@ -30,7 +30,7 @@ def resample(x: tf.Tensor, rate_in: int | tf.Tensor, rate_out: int | tf.Tensor) 
     straddles that cutoff: at 44.1 -> 16 kHz a 10 kHz tone is attenuated ~57 dB, an 8.5 kHz one only ~14 dB.
 
     Output sample ``n`` is the input at time ``n * down / up`` input samples, so ``[samples]`` gives
-    ``ceil(samples * up / down)`` samples (tensorflow-io's resampler, used before, gave the floor), and
+    ``ceil(samples * up / down)`` samples (scipy's ``resample_poly`` length), and
     shifting the input by ``down`` samples shifts the output by exactly ``up`` samples (what
     ``hvd_magtag.tag`` relies on to stitch segments resampled with a margin).
 
