@@ -16,7 +16,7 @@ HOROVOD_FLAGS := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_MPI=1 HOROVOD_WITH_GLOO=
                  HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 MAKEFLAGS=-j$(shell nproc)
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install demo test test-fast lint lab bench clean-venv mpi test-deps
+.PHONY: install demo test test-fast lint lab bench clean-venv mpi test-deps cluster-deps
 
 install: $(STAMP)
 
@@ -70,7 +70,24 @@ test-deps:
 	  echo "error: headless Chromium missing. Run: sudo apt-get install -y $(TEST_PACKAGES)" >&2; exit 2; \
 	fi
 
-test: install test-deps
+# Cluster-test OS packages: an OpenSSH server (two "hosts" on loopback aliases), a single-node SLURM and MUNGE
+# (tests/cluster starts private daemons of each; the system services are never used). Root: apt; else the command.
+CLUSTER_PACKAGES := openssh-server slurm-wlm munge
+CLUSTER_BINARIES := sshd slurmctld slurmd munged sbatch
+cluster-deps:
+	@missing=""; for b in $(CLUSTER_BINARIES); do \
+	  command -v $$b >/dev/null 2>&1 || test -x /usr/sbin/$$b || missing="$$missing $$b"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "[cluster-deps] missing:$$missing; installing $(CLUSTER_PACKAGES) (apt-get)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(CLUSTER_PACKAGES) >/dev/null; \
+	else \
+	  echo "error: cluster test packages missing ($$missing). Run: sudo apt-get install -y $(CLUSTER_PACKAGES)" >&2; \
+	  exit 2; \
+	fi
+
+test: install test-deps cluster-deps
 	cd $(ROOT) && $(PY) -m pytest -q tests
 
 test-fast: install
