@@ -96,6 +96,19 @@ def _non_negative(what: str) -> Bound:
     return Bound(0, text=f"give {what} >= 0")
 
 
+class _LayerPatterns:
+    """Marks a list of layer names or glob patterns (``train.freeze``): each a non-empty string. Whether they
+    name layers of the model is checked where the model exists (:func:`hvd_magtag.finetune.freeze_layers`)."""
+
+    @staticmethod
+    def check(value: Any, option: str) -> None:
+        for item in value:
+            if not isinstance(item, str) or not item.strip():
+                raise ConfigError(
+                    f"{option} entry {item!r}: give layer names or glob patterns, e.g. [block1_*, block2_*]"
+                )
+
+
 Windows = Annotated[str, _Windows()]  # N evenly spaced windows per clip, or "all" consecutive windows
 Steps = Annotated[int, _positive("steps")]
 
@@ -158,6 +171,16 @@ class TrainConfig:
     # the state is committed every commit_every steps and rolled back to the last commit on a change
     elastic: bool = False
     commit_every: Steps = 10  # steps
+    # fine-tuning (hvd_magtag.finetune): start from another model's layers whose names and shapes match
+    init_from: str = (
+        ""  # pretrained name (python -m hvd_magtag.pretrained list) or run directory; "" = random
+    )
+    # layers kept fixed (names or glob patterns, e.g. [block1_*, block2_*]): not trainable, BatchNorm in
+    # inference mode; "a,b" on the command line is a list too
+    freeze: Annotated[list[str], _LayerPatterns()] = field(default_factory=list)
+    # learning rate of the loaded (not frozen) layers = the schedule's rate x this factor (0 = kept fixed;
+    # a second optimizer of train.optimizer's kind); the new and re-initialised layers get the schedule's rate
+    init_lr_scale: Annotated[float, _non_negative("a factor (1 = the schedule's rate)")] = 1.0
 
 
 @dataclass
@@ -255,7 +278,11 @@ class Experiment:
           windows (:func:`parse_windows`);
         - the rules between options: precision vs mixed_precision, an elastic run's schedule, train.stages
           (parsed for the staged schedule, refused with another), the model name and its overrides (the
-          registry's :meth:`~hvd_magtag.models.registry.ModelEntry.check_overrides`; no TensorFlow).
+          registry's :meth:`~hvd_magtag.models.registry.ModelEntry.check_overrides`; no TensorFlow),
+          train.init_lr_scale only with train.init_from.
+
+        Checked later, where the thing exists: whether train.freeze's patterns name layers of the built model
+        and whether train.init_from resolves to a run directory (:mod:`hvd_magtag.finetune`).
 
         Not called by :meth:`load` / :meth:`apply_overrides` (a file may be completed by later ``--set``s):
         the tools call it once, on the complete tree, before any data, process group or TensorFlow work.
@@ -278,6 +305,11 @@ class Experiment:
             raise ConfigError(
                 f"train.stages {t.stages!r} is only read by train.schedule=staged (not {t.schedule!r}); "
                 "set train.schedule=staged or leave train.stages empty"
+            )
+        if t.init_lr_scale != 1.0 and not t.init_from:
+            raise ConfigError(
+                f"train.init_lr_scale={t.init_lr_scale} scales the rate of layers loaded by train.init_from, "
+                "which is not set; set train.init_from (a pretrained name or run directory) or leave the scale 1"
             )
         get_entry(self.model.name).check_overrides(self.model.overrides)
         return self
@@ -345,6 +377,12 @@ def _merge(obj: Any, d: dict[str, Any], source: str, prefix: str) -> None:
 def _coerce(value: Any, hint: Any, dotted: str, source: str) -> Any:
     """``value`` (from YAML, JSON or --set) as the option's declared type; ConfigError naming ``source``."""
     target = _base_type(hint)
+    if target is list:  # a list option (train.freeze): a YAML list, or "a,b" from --set / a flag
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, list):
+            return value
+        raise ConfigError(f"{source}: option {dotted!r} expects a list, e.g. [a, b] or a,b; got {value!r}")
     if target not in (int, float, bool, str):
         return value
     if target is bool:
