@@ -5,20 +5,20 @@
 # N defaults to the number of GPUs, or 2 on a CPU-only host.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 NP=""; CONTROLLER=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    -n|--np) NP="$2"; shift 2 ;;
+    -n|--np) need_value "$1" $# "${2:-}"; need_count "$1" "$2"; NP="$2"; shift 2 ;;
     --gloo) CONTROLLER=(--gloo); shift ;;
-    -h|--help) usage 0 ;;
+    -h|--help) usage 2,5 0 ;;
     --) shift; break ;;
-    *) echo "error: unknown option $1 (hvd_magtag.train options go after --)" >&2; usage 2 ;;
+    *) unknown_option "$1" ;;
   esac
 done
+need_env
 if [ -z "$NP" ]; then
   GPUS=$(command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | wc -l || echo 0)
   NP=$(( GPUS > 0 ? GPUS : 2 ))
 fi
 export OMP_NUM_THREADS="$(threads_per_rank "$NP")"
-exec "$HOROVODRUN" -np "$NP" "${CONTROLLER[@]}" "$PY" -m hvd_magtag.train "$@"
+run_job "$HOROVODRUN" -np "$NP" "${CONTROLLER[@]}" "$PY" -m hvd_magtag.train "$@"

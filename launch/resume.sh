@@ -3,11 +3,21 @@
 #   launch/resume.sh RUN_DIR [-n N] [-- extra hvd_magtag.train options, e.g. --set train.steps=20000]
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-[ $# -ge 1 ] && [ "$1" != "-h" ] && [ "$1" != "--help" ] || { sed -n '2,3p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+case "${1:-}" in
+  -h|--help) usage 2,3 0 ;;
+  "") die "$EXIT_USAGE" "RUN_DIR is required (see --help)" ;;
+  -*) unknown_option "$1" ;;
+esac
 RUN_DIR="$1"; shift
-[ -f "$RUN_DIR/config.json" ] || { echo "error: $RUN_DIR has no config.json: not a run directory (exit code 4, see python -m hvd_magtag.train --help)" >&2; exit 4; }
+[ -f "$RUN_DIR/config.json" ] || die 4 "$RUN_DIR has no config.json: not a run directory"
 NP=2
-if [ "${1:-}" = "-n" ]; then NP="$2"; shift 2; fi
-[ "${1:-}" = "--" ] && shift
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -n|--np) need_value "$1" $# "${2:-}"; need_count "$1" "$2"; NP="$2"; shift 2 ;;
+    --) shift; break ;;
+    *) unknown_option "$1" ;;
+  esac
+done
+need_env
 export OMP_NUM_THREADS="$(threads_per_rank "$NP")"
-exec "$HOROVODRUN" -np "$NP" "$PY" -m hvd_magtag.train --config "$RUN_DIR/config.json" --run-dir "$RUN_DIR" "$@"
+run_job "$HOROVODRUN" -np "$NP" "$PY" -m hvd_magtag.train --config "$RUN_DIR/config.json" --run-dir "$RUN_DIR" "$@"
