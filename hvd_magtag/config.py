@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -374,6 +375,14 @@ def _merge(obj: Any, d: dict[str, Any], source: str, prefix: str) -> None:
         setattr(obj, key, _coerce(value, hints[key], dotted, source))
 
 
+def _finite_float(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _coerce(value: Any, hint: Any, dotted: str, source: str) -> Any:
     """``value`` (from YAML, JSON or --set) as the option's declared type; ConfigError naming ``source``."""
     target = _base_type(hint)
@@ -392,6 +401,8 @@ def _coerce(value: Any, hint: Any, dotted: str, source: str) -> Any:
             return value.lower() in ("true", "1", "yes")
     elif target is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    elif target is float and isinstance(value, str) and _finite_float(value) is not None:
+        return _finite_float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
     elif target is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     elif target is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):

@@ -265,6 +265,20 @@ def optimizer_for(
     return optimizer
 
 
+def plan_for(model, tags: list[str], cfg, step: int, record: dict[str, Any] | None) -> InitPlan | None:
+    """The run's plan (``cfg``: TrainConfig). At step 0 with ``train.init_from``, rank 0 loads the source's matching
+    layers into ``model`` (:func:`init_from`; the other ranks receive the plan, the loop's broadcast the
+    weights; a ConfigError there is raised on every rank). A resumed run's plan is its run.json ``record``
+    (:func:`plan_record`); the source is not read again. Collective."""
+    from hvd_magtag import distributed
+
+    if step == 0 and cfg.init_from:
+        record = distributed.from_root(
+            lambda: init_from(model, tags, cfg.init_from).to_dict(), catch=(ConfigError,)
+        )
+    return InitPlan.from_dict(record) if record and record.get("source") else None
+
+
 def plan_record(plan: InitPlan | None, cfg) -> dict[str, Any] | None:
     """run.json's ``"init_from"``: the plan and the options it was made under (``cfg``: TrainConfig); None
     for a run from random weights with nothing frozen."""

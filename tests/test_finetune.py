@@ -282,3 +282,10 @@ def test_config_errors_name_the_option(assignments, needle):
     with pytest.raises(ConfigError) as e:
         Experiment().apply_overrides(assignments).validate()
     assert needle in str(e.value)
+
+
+def test_config_float_written_without_a_dot():
+    """``--set train.lr=1e-3`` (YAML 1.1 reads it as a string) is the float 0.001; "nan" stays an error."""
+    assert Experiment().apply_overrides(["train.lr=1e-3"]).train.lr == 0.001
+    with pytest.raises(ConfigError, match="'train.lr' expects float"):
+        Experiment().apply_overrides(["train.lr=nan"])
