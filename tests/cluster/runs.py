@@ -20,7 +20,7 @@ from hvd_magtag import jobs
 from hvd_magtag.rundir import RunDir
 
 LAUNCH = ROOT / "launch"
-STEPS, CHECKPOINT_EVERY, COMMIT_EVERY, LOG_EVERY, LR, SEED = 40, 10, 5, 2, 0.05, 7
+STEPS, CHECKPOINT_EVERY, COMMIT_EVERY, LOG_EVERY, LR, SEED = 100, 10, 5, 2, 0.05, 7
 #: final weights of two runs of one config and seed on 2 ranks: the same ops on the same shards, whatever
 #: carries the allreduce (local MPI, MPI or Gloo over ssh, SLURM, a resume), give identical float32 sums
 WEIGHT_ATOL = 0.0
