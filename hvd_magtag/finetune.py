@@ -37,8 +37,11 @@ from typing import Any
 
 import keras
 
+from hvd_magtag import distributed
 from hvd_magtag.errors import ConfigError, RunDirError
 from hvd_magtag.models.names import OUTPUT_LAYER
+from hvd_magtag.pretrained import PRETRAINED, resolve_model
+from hvd_magtag.rundir import RunDir
 
 
 @dataclass
@@ -112,17 +115,12 @@ def copy_layers(model, source, paths: Iterable[str]) -> None:
 
 
 def _choices() -> str:
-    from hvd_magtag.pretrained import PRETRAINED
-
     return ", ".join(PRETRAINED)
 
 
 def resolve_source(value: str, option: str = "train.init_from"):
     """The :class:`~hvd_magtag.rundir.RunDir` that ``value`` names (a pretrained name is imported on first use);
     ConfigError naming ``option`` when it is not a run directory."""
-    from hvd_magtag.pretrained import resolve_model
-    from hvd_magtag.rundir import RunDir
-
     run = RunDir(resolve_model(value))
     if not run.exists():
         what = "does not exist" if not run.path.exists() else "is not a run directory (no run.json)"
@@ -270,8 +268,6 @@ def plan_for(model, tags: list[str], cfg, step: int, record: dict[str, Any] | No
     layers into ``model`` (:func:`init_from`; the other ranks receive the plan, the loop's broadcast the
     weights; a ConfigError there is raised on every rank). A resumed run's plan is its run.json ``record``
     (:func:`plan_record`); the source is not read again. Collective."""
-    from hvd_magtag import distributed
-
     if step == 0 and cfg.init_from:
         record = distributed.from_root(
             lambda: init_from(model, tags, cfg.init_from).to_dict(), catch=(ConfigError,)
