@@ -46,3 +46,7 @@ class CheckpointError(HvdMagtagError):
     """A checkpoint is unreadable or does not match the model/optimizer it is loaded into."""
 
     exit_code = 4
+
+
+class ExportError(RunDirError):
+    """The run cannot be exported; the message names the run directory and what to do (exit code 4)."""

@@ -12,8 +12,10 @@ import tag_fixtures as fx
 import tensorflow as tf
 
 from hvd_magtag import audio, export
-from hvd_magtag.export import export_run, header_sample_rate, tagging_module
+from hvd_magtag.export import export_run
+from hvd_magtag.models.names import WINDOW_ENCODER
 from hvd_magtag.rundir import RunDir
+from hvd_magtag.serving import BATCH_WINDOWS, header_sample_rate, tagging_module
 
 #: export vs in-memory Keras model on the same input: float32 graph vs the same graph reloaded. Both run
 #: identical ops on identical weights; the slack covers kernel selection differences only.
@@ -99,7 +101,7 @@ def test_batched_windows_equal_one_call(run_dir):
     """The graph's batching (BATCH_WINDOWS per model call, padded last batch) changes nothing."""
     run = RunDir(run_dir)
     model = run.load_model("best")
-    n = export.BATCH_WINDOWS * 2 + 3
+    n = BATCH_WINDOWS * 2 + 3
     windows = np.random.default_rng(0).standard_normal((n, run.spec.window)).astype(np.float32) * 0.3
     out = tagging_module(model, run.spec, run.tags).predict_windows(windows)
     assert out["taggram"].shape == (n, len(run.tags))
@@ -124,7 +126,7 @@ def test_superpool_export_windows_and_groups(tmp_path):
     # taggram row i: the model on window i alone (repeated n_windows times: pooling of identical embeddings)
     alone = np.repeat(windows[:2, None], g, axis=1)
     np.testing.assert_allclose(out["taggram"][:2], model(alone, training=False).numpy(), atol=EXPORT_ATOL)
-    encoder = model.get_layer(export.WINDOW_ENCODER)
+    encoder = model.get_layer(WINDOW_ENCODER)
     np.testing.assert_allclose(out["embedding"], encoder(windows, training=False).numpy(), atol=EXPORT_ATOL)
     # the Python Tagger on a file (one chunk of whole groups) gives the exported from_bytes result
     from hvd_magtag.tag import Tagger

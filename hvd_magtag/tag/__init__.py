@@ -16,7 +16,7 @@ Command line::
 
 ``model`` / ``--model`` is a run directory (``run.json``; its Keras model is rebuilt in memory with the best
 weights) or an exported SavedModel folder (``saved_model.pb``, see :mod:`hvd_magtag.export`). Both run the
-same graph functions (:func:`hvd_magtag.export.tagging_module`).
+same graph functions (:func:`hvd_magtag.serving.tagging_module`).
 
 Input: every format of :mod:`hvd_magtag.audio.formats` (mp3, wav of any sample type, flac, ogg Vorbis / Opus,
 aiff, m4a AAC / ALAC, aac): decoded in the graph where its graph decoder takes the file, else in Python

@@ -46,7 +46,7 @@ SEGMENT_SECONDS = 60.0
 #: Files up to this size (bytes) are decoded whole (in parallel); larger ones are streamed. 4 MiB is ~4 min
 #: of 128 kbit/s mp3 (~90 MB as float32 at 44.1 kHz stereo) or 47 s of 44.1 kHz stereo wav.
 WHOLE_FILE_MAX_BYTES = 4 << 20
-#: Windows per model call from the Python side (the graph batches them further, export.BATCH_WINDOWS).
+#: Windows per model call from the Python side (the graph batches them further, serving.BATCH_WINDOWS).
 CHUNK_WINDOWS = 32
 #: Minimum extra context (s) read on each side of a segment so the resampler's edges fall outside it.
 RESAMPLE_MARGIN_SECONDS = 0.05
@@ -104,7 +104,7 @@ class Streamed:
 class Reader:
     """Decodes audio files into mono windows at the model's rate with a tagging module's graph functions.
 
-    module: a :func:`hvd_magtag.export.tagging_module` (or its SavedModel); spec: its ModelSpec.
+    module: a :func:`hvd_magtag.serving.tagging_module` (or its SavedModel); spec: its ModelSpec.
     segment_seconds / whole_file_max_bytes / chunk_windows: see the module constants.
     """
 

@@ -1,6 +1,6 @@
 """The Tagger: a model loaded once (run directory or export folder) that tags files, waveforms and lists.
 
-Both kinds of model run the same graph functions (:func:`hvd_magtag.export.tagging_module`); see
+Both kinds of model run the same graph functions (:func:`hvd_magtag.serving.tagging_module`); see
 :mod:`hvd_magtag.tag` for the input formats, windows and outputs and :mod:`hvd_magtag.tag.stream` for how
 files are decoded and fed to the model.
 """
@@ -17,9 +17,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from hvd_magtag.export import tagging_module
 from hvd_magtag.models.registry import ModelSpec
 from hvd_magtag.rundir import RunDir
+from hvd_magtag.serving import tagging_module
 from hvd_magtag.tag import model as models
 from hvd_magtag.tag.model import TaggerError
 from hvd_magtag.tag.results import FileFailure, TagResult
