@@ -118,12 +118,106 @@ def _steady_seconds(ds, warm_items: int, timed_items: int) -> float:
     return seconds
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+#: (case, the case it is compared with, target ratio or None): the ratio rows of each thread count
+RATIOS = (
+    ("mp3 -> raw windows", "bare decode", TARGET_PIPELINE_VS_DECODE),
+    ("mp3 -> fbank", "bare decode", TARGET_PIPELINE_VS_DECODE),
+    ("mp3 slice -> raw windows", "mp3 -> raw windows", None),
+    ("tfrecord raw -> raw windows", "mp3 -> raw windows", TARGET_TFRECORD_VS_MP3),
+    ("tfrecord windowed-raw -> raw windows", "mp3 -> raw windows", TARGET_TFRECORD_VS_MP3),
+    ("tfrecord fbank -> fbank", "mp3 -> fbank", TARGET_TFRECORD_VS_MP3),
+)
+
+
+def _input_files(args: argparse.Namespace, work: Path, sample_rate: int) -> list[str]:
+    """The mp3s to read: ``--data-root``'s first ``--clips``, else a fresh synthetic set in ``work``."""
+    if args.data_root:
+        root = Path(args.data_root).expanduser().resolve()
+        paths = sorted(str(p) for p in root.rglob("*.mp3"))[: args.clips]
+        if not paths:
+            raise FileNotFoundError(f"--data-root {args.data_root}: no .mp3 files found")
+        return paths
+    t0 = time.perf_counter()
+    (work / "audio").mkdir()
+    paths = write_dataset(work / "audio", args.clips, sample_rate)
+    log.info("wrote %d x %.0f s mp3s in %.1f s", len(paths), CLIP_SECONDS, time.perf_counter() - t0)
+    return paths
+
+
+def _extract_all(clips, specs: dict, rates: dict, work: Path, rows: list[dict]) -> dict[str, str]:
+    """Each TFRecord format of ``specs`` ({format: spec}) extracted into ``work``; one speed row each."""
+    from hvd_magtag.data import tfrecord
+
+    extractions = {}
+    for fmt, spec in specs.items():
+        t0 = time.perf_counter()
+        out = work / f"tfr-{fmt}"
+        tfrecord.extract({"train": clips}, spec, fmt, out, shards=8, manifest=rates, progress=False)
+        took = time.perf_counter() - t0
+        extractions[fmt] = str(out)
+        size_mb = sum(f.stat().st_size for f in out.glob("*.tfrecord")) / 1e6
+        rows.append(row(BENCH, f"extract {fmt} (all cores)", "clips/s", len(clips) / took, "clips/s",
+                        size_mb=round(size_mb, 1)))  # fmt: skip
+    return extractions
+
+
+def _bare_decode(paths: list[str], n_used: int):
+    """The ``bare decode`` case: read + decode only, ``threads`` files at a time."""
     import tensorflow as tf
 
     from hvd_magtag import audio
-    from hvd_magtag.data import tfrecord
-    from hvd_magtag.data.pipeline import steps_per_epoch, train_dataset
+
+    def make(threads: int):
+        ds = tf.data.Dataset.from_tensor_slices(paths[:n_used])
+        ds = ds.map(
+            lambda p: tf.shape(audio.decode(tf.io.read_file(p), "mp3"))[0], num_parallel_calls=threads
+        )
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = threads
+        options.threading.max_intra_op_parallelism = 1
+        return ds.repeat().prefetch(2).with_options(options), n_used
+
+    return make
+
+
+def _training_input(clips, spec, batch: int, steps: int, manifest, tfrecord_dir=None):
+    """A case reading training batches for ``spec``: (dataset, batches per epoch) for a thread count."""
+    from hvd_magtag.data.pipeline import train_dataset
+
+    def make(threads: int):
+        ds = train_dataset(clips, spec, batch_size=batch, manifest=manifest, threads=threads,
+                           tfrecord_dir=tfrecord_dir)  # fmt: skip
+        return ds, steps
+
+    return make
+
+
+def _measure(cases: dict, threads: int, args, epochs: int, n_used: int, seconds: float, rows: list[dict]):
+    """Round-robin timing of every case at ``threads``; clips/s and x-real-time rows, then the ratio rows."""
+    cores = "1 core" if threads == 1 else f"{threads} cores"
+    datasets = {name: make(threads) for name, make in cases.items()}  # (ds, items per epoch)
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.iters):  # round robin: load from other processes hits every case alike
+        for name, (ds, n_items) in datasets.items():
+            times[name].append(_steady_seconds(ds, n_items, n_items * epochs))
+    rate_of: dict[str, float] = {}
+    for name in cases:
+        mean = statistics.fmean(times[name])
+        spread = statistics.stdev(times[name]) if len(times[name]) > 1 else 0.0
+        rate_of[name] = clips_per_s = n_used * epochs / mean
+        rows.append(row(BENCH, f"{name} ({cores})", "clips/s", clips_per_s, "clips/s",
+                        spread=clips_per_s * spread / mean, threads=threads))  # fmt: skip
+        rows.append(row(BENCH, f"{name} ({cores})", "x real time", clips_per_s * seconds, "x",
+                        threads=threads))  # fmt: skip
+    for name, base, target in RATIOS:
+        ratio = rate_of[name] / rate_of[base]
+        met = {} if target is None else {"target": target, "meets_target": bool(ratio >= target)}
+        rows.append(row(BENCH, f"{name} / {base} ({cores})"[:60], "ratio", ratio, "x", **met))
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    from hvd_magtag.data.manifest import Manifest, scan
+    from hvd_magtag.data.pipeline import steps_per_epoch
 
     all_threads = args.threads or os.cpu_count() or 1
     raw_spec, fbank_spec = _spec(args.raw_model, "raw"), _spec(args.fbank_model, "fbank")
@@ -131,20 +225,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     work = Path(tmp.name)
     rows: list[dict] = []
     try:
-        if args.data_root:
-            paths = sorted(str(p) for p in Path(args.data_root).expanduser().resolve().rglob("*.mp3"))[
-                : args.clips
-            ]
-            if not paths:
-                raise FileNotFoundError(f"--data-root {args.data_root}: no .mp3 files found")
-        else:
-            t0 = time.perf_counter()
-            (work / "audio").mkdir()
-            paths = write_dataset(work / "audio", args.clips, raw_spec.sample_rate)
-            log.info("wrote %d x %.0f s mp3s in %.1f s", len(paths), CLIP_SECONDS, time.perf_counter() - t0)
+        paths = _input_files(args, work, raw_spec.sample_rate)
         clips = _clips(paths)
-        from hvd_magtag.data.manifest import Manifest, scan
-
         lengths = Manifest(scan(paths))  # rates and decoded lengths, as train.py's validation gives them
         # a plain {path: rate} manifest: the whole-file cases decode every file (no lengths known)
         rates = {p: lengths.rate(p) for p in paths}
@@ -154,77 +236,27 @@ def run(args: argparse.Namespace) -> list[dict]:
         n_used = steps * batch
         # each timed call covers >= MIN_TIMED_CLIPS clips, so read-ahead (prefetch) cannot flatter a case
         epochs = -(-MIN_TIMED_CLIPS // n_used)
+        specs = {"raw": raw_spec, "windowed-raw": raw_spec, "fbank": fbank_spec}
+        tfr = _extract_all(clips, specs, rates, work, rows)
 
-        extractions = {}
-        for fmt, spec in (("raw", raw_spec), ("windowed-raw", raw_spec), ("fbank", fbank_spec)):
-            t0 = time.perf_counter()
-            out = work / f"tfr-{fmt}"
-            tfrecord.extract({"train": clips}, spec, fmt, out, shards=8, manifest=rates, progress=False)
-            took = time.perf_counter() - t0
-            extractions[fmt] = str(out)
-            size_mb = sum(f.stat().st_size for f in out.glob("*.tfrecord")) / 1e6
-            rows.append(row(BENCH, f"extract {fmt} (all cores)", "clips/s", len(clips) / took, "clips/s",
-                            size_mb=round(size_mb, 1)))  # fmt: skip
-
-        def bare(threads: int):
-            ds = tf.data.Dataset.from_tensor_slices(paths[:n_used])
-            ds = ds.map(
-                lambda p: tf.shape(audio.decode(tf.io.read_file(p), "mp3"))[0], num_parallel_calls=threads
-            )
-            options = tf.data.Options()
-            options.threading.private_threadpool_size = threads
-            options.threading.max_intra_op_parallelism = 1
-            return ds.repeat().prefetch(2).with_options(options), n_used
-
-        def train(spec, tfrecord_dir=None, window_decode=False):
-            def make(threads: int):
-                ds = train_dataset(clips, spec, batch_size=batch, manifest=lengths if window_decode else rates,
-                                   threads=threads, tfrecord_dir=tfrecord_dir)  # fmt: skip
-                return ds, steps
-
-            return make
+        def train(spec, manifest=rates, tfrecord_dir=None):
+            return _training_input(clips, spec, batch, steps, manifest, tfrecord_dir)
 
         cases = {
-            "bare decode": bare,
+            "bare decode": _bare_decode(paths, n_used),
             "mp3 -> raw windows": train(raw_spec),
             "mp3 -> fbank": train(fbank_spec),
-            "mp3 slice -> raw windows": train(raw_spec, window_decode=True),
-            "tfrecord raw -> raw windows": train(raw_spec, extractions["raw"]),
-            "tfrecord windowed-raw -> raw windows": train(raw_spec, extractions["windowed-raw"]),
-            "tfrecord fbank -> fbank": train(fbank_spec, extractions["fbank"]),
+            "mp3 slice -> raw windows": train(raw_spec, manifest=lengths),
+            "tfrecord raw -> raw windows": train(raw_spec, tfrecord_dir=tfr["raw"]),
+            "tfrecord windowed-raw -> raw windows": train(raw_spec, tfrecord_dir=tfr["windowed-raw"]),
+            "tfrecord fbank -> fbank": train(fbank_spec, tfrecord_dir=tfr["fbank"]),
         }
         if args.whole_clip_model:
             cases[f"mp3 -> fbank whole clip ({args.whole_clip_model})"] = train(
                 _spec(args.whole_clip_model, "fbank")
             )
-        rate_of: dict[tuple[str, int], float] = {}
         for threads in sorted({1, all_threads}):
-            cores = "1 core" if threads == 1 else f"{threads} cores"
-            datasets = {name: make(threads) for name, make in cases.items()}  # (ds, items per epoch)
-            times: dict[str, list[float]] = {name: [] for name in cases}
-            for _ in range(args.iters):  # round robin: load from other processes hits every case alike
-                for name, (ds, n_items) in datasets.items():
-                    times[name].append(_steady_seconds(ds, n_items, n_items * epochs))
-            for name in cases:
-                mean = statistics.fmean(times[name])
-                spread = statistics.stdev(times[name]) if len(times[name]) > 1 else 0.0
-                clips_per_s = n_used * epochs / mean
-                rate_of[(name, threads)] = clips_per_s
-                rows.append(row(BENCH, f"{name} ({cores})", "clips/s", clips_per_s, "clips/s",
-                                spread=clips_per_s * spread / mean, threads=threads))  # fmt: skip
-                rows.append(row(BENCH, f"{name} ({cores})", "x real time", clips_per_s * seconds, "x",
-                                threads=threads))  # fmt: skip
-            for name, base, target in (
-                ("mp3 -> raw windows", "bare decode", TARGET_PIPELINE_VS_DECODE),
-                ("mp3 -> fbank", "bare decode", TARGET_PIPELINE_VS_DECODE),
-                ("mp3 slice -> raw windows", "mp3 -> raw windows", None),
-                ("tfrecord raw -> raw windows", "mp3 -> raw windows", TARGET_TFRECORD_VS_MP3),
-                ("tfrecord windowed-raw -> raw windows", "mp3 -> raw windows", TARGET_TFRECORD_VS_MP3),
-                ("tfrecord fbank -> fbank", "mp3 -> fbank", TARGET_TFRECORD_VS_MP3),
-            ):
-                ratio = rate_of[(name, threads)] / rate_of[(base, threads)]
-                met = {} if target is None else {"target": target, "meets_target": bool(ratio >= target)}
-                rows.append(row(BENCH, f"{name} / {base} ({cores})"[:60], "ratio", ratio, "x", **met))
+            _measure(cases, threads, args, epochs, n_used, seconds, rows)
         for r in rows:
             r.setdefault("clip_seconds", round(seconds, 2))
             r.setdefault("clips_per_epoch", n_used)

@@ -344,14 +344,88 @@ def write_clips(folder: Path, s: SimpleNamespace, spec, n_clips: int) -> list:
     return clips
 
 
-def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
-    """``--feed-variant`` trained from in-memory windows vs from mp3 through the pipeline; eval throughput."""
+def _feed_cases(
+    s: SimpleNamespace, step, spec, clips, manifest, work: Path, ctx
+) -> dict[str, Callable[[], Any]]:
+    """One training step fed from memory, from mp3 (slices and whole decodes) and from raw TFRecords."""
+    import tensorflow as tf
+
+    from hvd_magtag.data import pipeline, tfrecord
+
+    def batches(**options):
+        return iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=manifest,
+                                           threads=ctx.threads, **options))  # fmt: skip
+
+    mp3, mp3_whole = batches(), batches(window_decode=False)
+    # the same kind of windows, decoded once and held in memory: one epoch's worth, cycled
+    x_mem, y_mem = next(mp3)
+    windows = tf.concat([x_mem, next(mp3)[0]], axis=0)
+    labels = tf.concat([y_mem, y_mem], axis=0)
+    memory = iter(
+        tf.data.Dataset.from_tensor_slices((windows, labels))
+        .repeat()
+        .batch(s.batch, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+    def fed(iterator):
+        def one_step() -> None:
+            x, y = next(iterator)
+            float(step(x, y))
+
+        return one_step
+
+    t0 = time.perf_counter()
+    tfr = work / "tfrecord-raw"
+    tfrecord.extract({"train": clips[: s.clips]}, spec, "raw", tfr, manifest=manifest, threads=ctx.threads,
+                     progress=False)  # fmt: skip
+    log.info("extracted %d clips to TFRecord in %.1f s", s.clips, time.perf_counter() - t0)
+    return {
+        "fed from memory": fed(memory),
+        "fed from mp3": fed(mp3),
+        "fed from whole mp3 decodes": fed(mp3_whole),
+        "fed from tfrecord (raw)": fed(batches(tfrecord_dir=str(tfr))),
+    }
+
+
+def _eval_cases(s: SimpleNamespace, model, spec, clips, manifest, ctx) -> dict[str, Callable[[], Any]]:
+    """Evaluation from mp3 to clip scores, and the model alone on in-memory windows."""
     import numpy as np
     import tensorflow as tf
 
-    from hvd_magtag import distributed
-    from hvd_magtag.data import pipeline
     from hvd_magtag.evaluate import predict_clips
+
+    eval_clips = clips[: s.eval_clips]
+    predict = tf.function(lambda x: model(x, training=False))
+    batch = 32  # EvalConfig default
+    rng = np.random.default_rng(1)
+    in_memory = tf.constant(
+        (0.1 * rng.standard_normal((s.eval_clips * s.eval_windows, *spec.input_shape()))).astype(np.float32)
+    )
+
+    def model_only() -> None:
+        for start in range(0, int(in_memory.shape[0]), batch):
+            predict(in_memory[start : start + batch]).numpy()
+
+    return {
+        "eval mp3 -> clip scores": lambda: predict_clips(
+            model,
+            eval_clips,
+            spec,
+            windows=s.eval_windows,
+            batch_size=batch,
+            manifest=manifest,
+            ctx=ctx,
+            predict_fn=predict,
+        ),  # fmt: skip
+        "eval model only (memory)": model_only,
+    }
+
+
+def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
+    """``--feed-variant`` trained from in-memory windows vs from mp3 through the pipeline; eval throughput."""
+    from hvd_magtag import distributed
+    from hvd_magtag.data.manifest import Manifest, scan
 
     ctx = distributed.init()  # already done by run(): returns the same context
     model, step = build_variant(s, s.feed_variant)
@@ -360,74 +434,35 @@ def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
     n_clips = max(s.clips, s.batch, s.eval_clips)
     clips = write_clips(work, s, spec, n_clips)
     log.info("wrote %d x %.0f s mp3 clips in %.1f s", n_clips, s.clip_seconds, time.perf_counter() - t0)
-    from hvd_magtag.data.manifest import Manifest, scan
-
     manifest = Manifest(scan([c.path for c in clips]))  # as train.py validates: rates and lengths
     extra = {"batch": s.batch, "model": s.model, "variant": s.feed_variant, "clips": n_clips,
              "threads": ctx.threads}  # fmt: skip
     rows: list[dict] = []
     cases: dict[str, Callable[[], Any]] = {}
-
     if "feed" not in s.skip:
-        mp3 = iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=manifest,
-                                          threads=ctx.threads))  # fmt: skip
-        mp3_whole = iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=manifest,
-                                                threads=ctx.threads, window_decode=False))  # fmt: skip
-        # the same kind of windows, decoded once and held in memory: one epoch's worth, cycled
-        x_mem, y_mem = next(mp3)
-        windows = tf.concat([x_mem, next(mp3)[0]], axis=0)
-        labels = tf.concat([y_mem, y_mem], axis=0)
-        memory = iter(
-            tf.data.Dataset.from_tensor_slices((windows, labels))
-            .repeat()
-            .batch(s.batch, drop_remainder=True)
-            .prefetch(tf.data.AUTOTUNE)
-        )
-
-        def fed(iterator):
-            def one_step() -> None:
-                x, y = next(iterator)
-                float(step(x, y))
-
-            return one_step
-
-        from hvd_magtag.data import tfrecord
-
-        t0 = time.perf_counter()
-        tfr = work / "tfrecord-raw"
-        tfrecord.extract({"train": clips[: s.clips]}, spec, "raw", tfr, manifest=manifest, threads=ctx.threads,
-                         progress=False)  # fmt: skip
-        log.info("extracted %d clips to TFRecord in %.1f s", s.clips, time.perf_counter() - t0)
-        records = iter(pipeline.train_dataset(clips[: s.clips], spec, batch_size=s.batch, manifest=manifest,
-                                              threads=ctx.threads, tfrecord_dir=str(tfr)))  # fmt: skip
-        cases["fed from memory"] = fed(memory)
-        cases["fed from mp3"] = fed(mp3)
-        cases["fed from whole mp3 decodes"] = fed(mp3_whole)
-        cases["fed from tfrecord (raw)"] = fed(records)
-
+        cases.update(_feed_cases(s, step, spec, clips, manifest, work, ctx))
     if "eval" not in s.skip:
-        eval_clips = clips[: s.eval_clips]
-        predict = tf.function(lambda x: model(x, training=False))
-        batch = 32  # EvalConfig default
-        cases["eval mp3 -> clip scores"] = lambda: predict_clips(
-            model, eval_clips, spec, windows=s.eval_windows, batch_size=batch, manifest=manifest, ctx=ctx,
-            predict_fn=predict,
-        )  # fmt: skip
-        rng = np.random.default_rng(1)
-        in_memory = tf.constant(
-            (0.1 * rng.standard_normal((s.eval_clips * s.eval_windows, *spec.input_shape()))).astype(
-                np.float32
-            )
-        )
-
-        def model_only() -> None:
-            for start in range(0, int(in_memory.shape[0]), batch):
-                predict(in_memory[start : start + batch]).numpy()
-
-        cases["eval model only (memory)"] = model_only
-
+        cases.update(_eval_cases(s, model, spec, clips, manifest, ctx))
     if not cases:
         return rows
+    log.info("timing %s (warm-up %d, %d rounds)", ", ".join(cases), s.warmup, s.iters)
+    timings = interleaved(cases, warmup=s.warmup, iters=s.iters)
+    for name, (mean, spread, load) in timings.items():
+        if name.startswith("fed"):
+            rate, rate_spread = _rate(s.batch, mean, spread)
+            rows.append(row(BENCH, name, "train throughput", rate, "samples/s", rate_spread, load1=load,
+                            **extra))  # fmt: skip
+        else:
+            rate, rate_spread = _rate(s.eval_clips, mean, spread)
+            rows.append(row(BENCH, f"{name}, {s.eval_windows} windows/clip", "eval throughput", rate,
+                            "clips/s", rate_spread, load1=load, windows=s.eval_windows, **extra))  # fmt: skip
+    for source in ("mp3", "whole mp3 decodes", "tfrecord (raw)"):
+        if f"fed from {source}" in timings:
+            ratio = timings["fed from memory"][0] / timings[f"fed from {source}"][0]
+            rows.append(row(BENCH, f"fed from {source} / fed from memory", "ratio", ratio, "x",
+                            target=TARGET_MP3_VS_MEMORY, meets_target=bool(ratio >= TARGET_MP3_VS_MEMORY),
+                            **extra))  # fmt: skip
+    return rows
     log.info("timing %s (warm-up %d, %d rounds)", ", ".join(cases), s.warmup, s.iters)
     timings = interleaved(cases, warmup=s.warmup, iters=s.iters)
     for name, (mean, spread, load) in timings.items():
