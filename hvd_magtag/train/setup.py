@@ -15,7 +15,8 @@ from hvd_magtag.config import Experiment
 from hvd_magtag.errors import ConfigError, DataError, RunDirError
 from hvd_magtag.models.names import OUTPUT_LAYER
 
-LOGGER = "hvd_magtag.train"
+#: the training package's logger, "hvd_magtag.train"
+LOGGER = __package__
 
 
 def load_data(data_cfg):

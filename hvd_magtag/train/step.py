@@ -7,7 +7,9 @@ import logging
 from pathlib import Path
 
 from hvd_magtag import distributed, fsutil
-from hvd_magtag.train.setup import LOGGER
+
+#: the training package's logger (setup.LOGGER is the same name): step imports nothing from setup
+LOGGER = __package__
 
 
 def make_train_step(model, optimizer, cfg):
