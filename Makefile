@@ -50,6 +50,9 @@ $(STAMP): $(ROOT)/setup.cfg $(ROOT)/constraints.txt $(ROOT)/pyproject.toml | mpi
 	@# musicnn's released checkpoints (pretrained models, parity tests): --no-deps, its 2019 metadata pins
 	@# numpy<1.17 and TensorFlow 1; only its checkpoint files are read (hvd_magtag.pretrained.MUSICNN_INSTALL)
 	$(PIP) install -q --no-deps "$$($(PY) -c 'from hvd_magtag.pretrained import MUSICNN_REQUIREMENT as r; print(r)')"
+	@# musicnn's own tagger for `bench tag --compare musicnn` (Keras 2 under TensorFlow 2.16; --no-deps: its
+	@# metadata names the `tensorflow` distribution, this venv has `tensorflow-cpu`)
+	$(PIP) install -q --no-deps "$$($(PY) -c 'from hvd_magtag.bench.tag import TF_KERAS_REQUIREMENT as r; print(r)')"
 	$(PY) -m ipykernel install --sys-prefix --name hvd_magtag --display-name "hvd_magtag (Python 3)" >/dev/null
 	$(VENV)/bin/horovodrun --check-build
 	@touch $(STAMP)

@@ -54,10 +54,54 @@ TARGET_OVERLAP = 0.9
 TARGET_SCALING = 1.8
 #: our end-to-end >= this x a comparison case's clips/s (issue 19, with the pretrained models)
 TARGET_COMPARISON = 20.0
+#: musicnn's own code runs under TensorFlow 2.16 with the legacy Keras 2 package, installed with --no-deps
+#: (its metadata asks for the ``tensorflow`` distribution; ``tensorflow-cpu`` is the one installed)
+TF_KERAS_REQUIREMENT = "tf-keras==2.16.0"
+#: Seconds musicnn's ``top_tags`` loop over the comparison files may take.
+COMPARISON_TIMEOUT = 3600
+#: Timed in a subprocess: musicnn.tagger.top_tags on every file, one after another, after one untimed call.
+_MUSICNN_LOOP = """
+import json, sys, time
+from musicnn.tagger import top_tags
+model, files = sys.argv[1], sys.argv[2:]
+top_tags(files[0], model=model, topN=3, print_tags=False)
+t0 = time.perf_counter()
+for f in files:
+    top_tags(f, model=model, topN=3, print_tags=False)
+print(json.dumps({"seconds": time.perf_counter() - t0}))
+"""
+
+
+def musicnn_top_tags(files: list, model_path: Path) -> float:
+    """30 s clips/s of musicnn's own ``top_tags(file, model, topN=3)`` loop (``python -m musicnn.tagger``:
+    librosa features, its TF1 graph rebuilt per file) with the released model ``model_path`` was imported from
+    (``python -m hvd_magtag.pretrained import musicnn:NAME``), in a fresh interpreter with
+    ``TF_USE_LEGACY_KERAS=1``."""
+    import importlib.util
+
+    from hvd_magtag.pretrained import MUSICNN_INSTALL
+    from hvd_magtag.rundir import RunDir
+
+    source = (RunDir(model_path).info.get("pretrained") or {}).get("source", "")
+    if not source.startswith("musicnn:"):
+        raise SystemExit(
+            f"error: --compare musicnn needs --model MTT_musicnn (an imported musicnn model), got {model_path}"
+        )
+    missing = [req for mod, req in (("musicnn", MUSICNN_INSTALL), ("tf_keras", f"pip install --no-deps {TF_KERAS_REQUIREMENT}"),
+               ("librosa", "pip install librosa")) if importlib.util.find_spec(mod) is None]  # fmt: skip
+    if missing:
+        raise SystemExit(f"error: --compare musicnn needs musicnn's own code: {'; '.join(missing)}")
+    env = {"TF_USE_LEGACY_KERAS": "1"}  # musicnn builds its graph with tf.compat.v1 layers (Keras 2)
+    done = jobs.run([sys.executable, "-c", _MUSICNN_LOOP, source.split(":", 1)[1], *map(str, files)],
+                    timeout=COMPARISON_TIMEOUT, env=env)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"musicnn top_tags loop failed (exit {done.returncode}): {done.stderr[-2000:]}")
+    return len(files) / json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+
+
 #: Comparison cases for ``--compare NAME``: NAME -> fn(files, model_path) -> clips/s of that other tagger on
-#: the same 44.1 kHz stereo files (e.g. musicnn's own ``top_tags`` loop on the same imported model). The
-#: module that provides one registers it here (``COMPARISONS["musicnn"] = fn``) before the bench runs.
-COMPARISONS: dict = {}
+#: the same 44.1 kHz stereo files with the same model.
+COMPARISONS = {"musicnn": musicnn_top_tags}
 #: seconds a library job of the scaling case may take
 LIBRARY_TIMEOUT = 1800
 #: seconds of audio encoded per piece when writing the long file (bounds the generator's memory)
