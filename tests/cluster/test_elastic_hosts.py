@@ -72,16 +72,27 @@ def live(processes: list[psutil.Process]) -> list[str]:
     return out
 
 
-def lr_phases(run_dir: Path) -> list[tuple[float, int]]:
-    """[(learning rate, number of logged steps)] in step order."""
-    phases: list[tuple[float, int]] = []
+def lr_phases(run_dir: Path) -> list[tuple[float, int, int]]:
+    """[(learning rate, first logged step, last logged step)] of the train records, in step order."""
+    phases: list[tuple[float, int, int]] = []
     for e in RunDir(run_dir).read_metrics():
         if e["event"] == "train":
             if phases and phases[-1][0] == pytest.approx(e["lr"]):
-                phases[-1] = (phases[-1][0], phases[-1][1] + 1)
+                phases[-1] = (phases[-1][0], phases[-1][1], e["step"])
             else:
-                phases.append((e["lr"], 1))
+                phases.append((e["lr"], e["step"], e["step"]))
     return phases
+
+
+def changed_at(phases: list[tuple[float, int, int]], before: float, after: float) -> int:
+    """The commit (a multiple of COMMIT_EVERY) where the rate went from ``before`` to ``after``: the steps up
+    to it ran at the old world size, the steps after it at the new one."""
+    assert len(phases) == 2, phases
+    (lr_a, _, last_a), (lr_b, first_b, _) = phases
+    assert lr_a == pytest.approx(before) and lr_b == pytest.approx(after), phases
+    commits = [c for c in range(last_a, first_b) if c % runs.COMMIT_EVERY == 0]
+    assert len(commits) == 1 and runs.CHECKPOINT_EVERY <= commits[0] < runs.STEPS, phases
+    return commits[0]
 
 
 def test_a_host_dies_and_the_job_finishes_on_the_other(ssh_hosts, data, launch_env, tmp_path):
@@ -108,10 +119,7 @@ def test_a_host_dies_and_the_job_finishes_on_the_other(ssh_hosts, data, launch_e
         -3000:
     ]
     # learning rate: scaled to 2 ranks up to the last commit before the kill, to 1 rank after it
-    (lr2, n2), (lr1, n1) = lr_phases(run_dir)
-    assert lr2 == pytest.approx(2 * runs.LR) and lr1 == pytest.approx(runs.LR)
-    resumed = n2 * runs.LOG_EVERY
-    assert resumed % runs.COMMIT_EVERY == 0 and runs.CHECKPOINT_EVERY <= resumed < runs.STEPS
+    changed_at(lr_phases(run_dir), before=2 * runs.LR, after=runs.LR)
     final = read_state(latest_checkpoint(RunDir(run_dir).checkpoint_dir))
     assert final["step"] == runs.STEPS and final["world_size"] == 1
     assert runs.final_weights(run_dir)  # the one remaining rank saved its final weights
