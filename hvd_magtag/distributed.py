@@ -87,7 +87,10 @@ FORCE_ENV = "HVD_MAGTAG_HOROVOD"
 COMPRESSIONS = {"none": "none", "fp16": "fp16"}
 #: Records at or above this level pass the rank-0 filter on every rank (a failing rank must be heard).
 ALL_RANKS_LEVEL = logging.ERROR
-LOG_FORMAT = "%(asctime)s [rank %(rank)s/%(size)s] %(levelname)s %(name)s: %(message)s"
+#: Records at or above this level carry ``[rank r/size]`` in a job of several ranks (whose rank warned or
+#: failed); rank 0's progress (INFO) and every line of a single process go without it.
+RANK_PREFIX_LEVEL = logging.WARNING
+LOG_FORMAT = "%(asctime)s %(rank_prefix)s%(levelname)s %(name)s: %(message)s"
 
 
 @dataclass(frozen=True)
@@ -505,7 +508,8 @@ def barrier() -> None:
 
 # ------------------------------------------------------------------------------------------ logging
 class _RankFilter(logging.Filter):
-    """Stamps ``rank``/``size`` on records; keeps rank 0's records, and everyone's at ERROR or above."""
+    """Stamps ``rank``/``size`` and the ``[rank r/size]`` prefix (:data:`RANK_PREFIX_LEVEL`) on records;
+    keeps rank 0's records, and everyone's at ERROR or above."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if _context is not None:
@@ -513,6 +517,9 @@ class _RankFilter(logging.Filter):
         else:  # before init(): the launcher's environment (a plain process is rank 0 of 1)
             rank, size = env_rank_size() if launched_by_launcher() else (0, 1)
         record.rank, record.size = rank, (size or "?")
+        several = size != 1  # 0 = a launcher that did not say its size: say the rank
+        labelled = several and (rank != 0 or record.levelno >= RANK_PREFIX_LEVEL)
+        record.rank_prefix = f"[rank {rank}/{record.size}] " if labelled else ""
         return rank == 0 or record.levelno >= ALL_RANKS_LEVEL
 
 
@@ -532,7 +539,8 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def get_logger(name: str) -> logging.Logger:
-    """A logger that emits on rank 0 only (ERROR and above from every rank), prefixed ``[rank r/size]``.
+    """A logger that emits on rank 0 only (ERROR and above from every rank); in a job of several ranks its
+    warnings and errors say which rank (``[rank r/size]``), rank 0's progress lines do not.
 
     The logger gets its own stderr handler at INFO and does not propagate (so records are not printed
     twice when the root logger is configured too). The rank filter sits on the handler, so records of

@@ -3,7 +3,8 @@
 import sys
 
 import pytest
-from train_fixtures import TINY_SETTINGS, child_env
+from test_quiet import mpi_lines, tf_lines, user_env
+from train_fixtures import TINY_SETTINGS
 
 from hvd_magtag import demo
 from hvd_magtag.config import Experiment
@@ -60,8 +61,10 @@ def test_tiny_demo_end_to_end(tmp_path):
     ]
     for s in TINY_SETTINGS:
         cmd += ["--set", s]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=600)
+    # the user's environment (no TF_CPP_MIN_LOG_LEVEL): the demo is quiet by itself (issue 17; 2 ranks: test_quiet)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=user_env(), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert tf_lines(proc.stdout + proc.stderr) == [] and mpi_lines(proc.stdout + proc.stderr) == []
     (run_dir,) = (tmp_path / "runs").iterdir()
     out = proc.stdout
     assert "[demo] test macro ROC-AUC" in out and f"[demo] run directory: {run_dir}" in out
@@ -74,5 +77,7 @@ def test_tiny_demo_end_to_end(tmp_path):
     assert out.count("ROC-AUC   PR-AUC") == 1  # printed once, by the demo; evaluate's copy goes to its log
     assert "ROC-AUC   PR-AUC" in (run_dir / "evaluate_test.log").read_text()
     # a second demo reuses the dataset instead of synthesising it again
-    again = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=600)
+    # ... and with --verbose TensorFlow's start-up lines are back (in training's and evaluation's processes)
+    again = subprocess.run(cmd + ["--verbose"], capture_output=True, text=True, env=user_env(), timeout=600)
     assert again.returncode == 0 and "(already there)" in again.stdout
+    assert len([ln for ln in tf_lines(again.stderr) if "oneDNN custom operations" in ln]) >= 2, again.stderr

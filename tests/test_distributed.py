@@ -228,9 +228,17 @@ def test_logger_emits_on_rank0_only(ctx, capsys, monkeypatch):
     log = distributed.get_logger(f"hvd_magtag.tests.{uuid.uuid4().hex}")
     log.info("hello from the root")
     log.getChild("part").info("hello from a child logger")
+    log.warning("a warning of a single process")
     err = capsys.readouterr().err
-    assert "hello from the root" in err and "[rank 0/1]" in err
-    assert "[rank 0/1] INFO " + log.name + ".part: hello from a child logger" in err
+    assert "hello from the root" in err and "[rank" not in err, "one process: no rank prefix at all"
+    assert " INFO " + log.name + ".part: hello from a child logger" in err
+    assert " WARNING " + log.name + ": a warning of a single process" in err
+    monkeypatch.setattr(distributed, "_context", distributed.Context(0, 2, 0, 2, True, 1, "horovod"))
+    log.info("progress of rank zero")
+    log.warning("warning of rank zero")
+    err = capsys.readouterr().err
+    assert " INFO " + log.name + ": progress of rank zero" in err, "rank 0's progress goes unprefixed"
+    assert "[rank 0/2] WARNING " + log.name + ": warning of rank zero" in err
     monkeypatch.setattr(distributed, "_context", distributed.Context(1, 2, 1, 2, False, 1, "horovod"))
     log.info("info from rank one")
     log.warning("warning from rank one")

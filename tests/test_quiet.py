@@ -1,9 +1,15 @@
-"""Quiet by default: a tiny train + evaluate (+ tag, export) as a user types them, on 1 rank and on 2 ranks under
-``horovodrun``, prints the toolkit's own lines and not one line of TensorFlow / tensorflow-io / absl chatter;
-the user's own ``TF_CPP_MIN_LOG_LEVEL`` and ``--verbose`` bring it back (which also shows the counter sees it).
+"""Quiet by default: demo-like output (a tiny train + evaluate as ``make demo`` runs them) on 1 rank and on 2 ranks
+under ``horovodrun`` prints the toolkit's own lines and not one line of TensorFlow / tensorflow-io / absl / MPI
+chatter; ``--verbose`` brings TensorFlow's lines back on every rank (which also shows the counter sees them).
 
-The commands run with the caller's environment minus ``TF_CPP_MIN_LOG_LEVEL`` (a user's shell does not set
-it), started directly (not through hvd_magtag.jobs), in a session of their own that is killed on timeout.
+1 rank: ``tests/test_demo.py::test_tiny_demo_end_to_end`` (its two demo runs, the second with ``--verbose``,
+counted with :func:`tf_lines`); 2 ranks: here. The commands run with the caller's environment minus
+``TF_CPP_MIN_LOG_LEVEL`` and launcher variables (a user's shell sets none of them), started directly (not
+through hvd_magtag.jobs), in a session of their own that is killed on timeout.
+
+Rank prefixes (:data:`hvd_magtag.distributed.RANK_PREFIX_LEVEL`): rank 0's progress lines carry none, a single
+process never; warnings and errors of a job of several ranks say ``[rank r/N]``. horovodrun's own
+``[1,r]<stderr>:`` tags are Horovod's (``--tag-output`` is fixed in its mpi_run) and stay.
 """
 
 from __future__ import annotations
@@ -12,6 +18,10 @@ import os
 import re
 import signal
 import subprocess
+import sys
+
+import pytest
+from train_fixtures import TINY_SETTINGS, tiny_dataset
 
 from hvd_magtag import console
 
@@ -24,11 +34,25 @@ TF_ORIGIN = re.compile(
     r"|End of sequence|WARNING:(tensorflow|absl)|absl::InitializeLog|^Function `\w+` contains input name"
     r"|^Assets written to:"
 )
-MPI_TAG = re.compile(r"^\[\d+,\d+\]<std(out|err)>:")
+#: Lines Open MPI (or its PMIx/PRRTE runtime) prints: warning boxes, "[host:pid] ..." component messages.
+MPI_ORIGIN = re.compile(
+    r"^-{70,}$|^\[[\w.-]+:\d+\] |\bmca_\w+|\bbtl\b|OpenFabrics|\bPMIx?\b|\bprte\w*|\bORTE\b"
+    r"|^mpirun (noticed|has exited|detected)|^Primary job +terminated"
+)
+MPI_TAG = re.compile(r"^\[\d+,(\d+)\]<std(out|err)>:")
 
 
 def tf_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if TF_ORIGIN.search(MPI_TAG.sub("", line))]
+
+
+def mpi_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if MPI_ORIGIN.search(MPI_TAG.sub("", line))]
+
+
+def ranks_of(lines: list[str]) -> set[int]:
+    """The ranks whose horovodrun tag (``[1,r]<stderr>:``) these lines carry."""
+    return {int(m.group(1)) for m in map(MPI_TAG.match, lines) if m}
 
 
 def user_env(**extra: str) -> dict[str, str]:
@@ -80,4 +104,39 @@ def test_quiet_startup_policy(monkeypatch):
     assert parser.parse_args(["--verbose"]).verbose and os.environ[console.TF_LOG_ENV] == "0"
     assert not parser.parse_args([]).verbose and console.is_verbose(), (
         "inherited from the parent stays verbose"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.multirank
+@pytest.mark.timeout(900)
+def test_two_rank_demo_is_quiet_and_verbose_brings_tensorflow_back(tmp_path, tmp_path_factory, horovodrun):
+    data = tiny_dataset(tmp_path_factory.getbasetemp())  # the session's (synthesis is not counted)
+    config = tmp_path / "tiny.yaml"
+    config.write_text("train: {steps: 4, validate_every: 2, checkpoint_every: 2}\n")
+    cmd = [sys.executable, "-m", "hvd_magtag.demo", "--data", str(data), "--runs", str(tmp_path / "runs")]
+    cmd += ["--np", "2", "--config", str(config)]
+    for setting in TINY_SETTINGS:
+        cmd += ["--set", setting]
+    out = run(cmd, user_env())
+    assert "[demo] test macro ROC-AUC" in out and "INFO hvd_magtag.train: step 4/4" in out, out[-3000:]
+    assert tf_lines(out) == [] and mpi_lines(out) == [], out
+    progress = [line for line in out.splitlines() if "INFO hvd_magtag.train: step " in line]
+    assert progress and not any("[rank " in line for line in progress), progress  # rank 0: no prefix
+    assert ranks_of(progress) == {0}, "progress is logged by rank 0 only"
+
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    cmd = [
+        str(horovodrun),
+        "-np",
+        "2",
+        sys.executable,
+        "-m",
+        "hvd_magtag.evaluate",
+        str(run_dir),
+        "--verbose",
+    ]
+    verbose = tf_lines(run(cmd, user_env()))
+    assert ranks_of(verbose) == {0, 1}, (
+        f"--verbose: TensorFlow's lines from both ranks expected, got {verbose}"
     )
