@@ -26,6 +26,12 @@ _FLAGS = {
     "schedule": ("train.schedule", str, "constant | cosine | plateau | staged"),
     "seed": ("train.seed", int, "random seed (model init, data order, dropout)"),
     "validate_every": ("train.validate_every", int, "steps between validations"),
+    "init_from": (
+        "train.init_from",
+        str,
+        "pretrained name (e.g. MTT_musicnn) or run directory to start from: its layers whose names and weight "
+        "shapes match are loaded, a new output layer for another vocabulary (see hvd_magtag.finetune)",
+    ),
 }
 
 

@@ -28,7 +28,7 @@ def train(exp: Experiment):
     job = setup.prepare(exp, ctx)  # Horovod: rank 0 reads data, run dir and checkpoint; all ranks get them
     schedule = Schedule(cfg, ctx.size)  # Horovod: learning rate scaled by the world size
     schedule.load_state_dict(job.start.get("schedule", {}))
-    optimizer, train_step = setup.new_optimizer(job.model, schedule, cfg, max(job.step - 1, 0))
+    optimizer, train_step = setup.new_optimizer(job.model, schedule, cfg, max(job.step - 1, 0), job.loaded)
     if ctx.is_root and job.latest is not None:
         checkpoint.load(job.latest, job.model, optimizer)
         log.info("resuming %s from step %d (%s)", job.run.path, job.step, job.latest.name)
@@ -125,7 +125,9 @@ class Loop:
     def next_stage(self, step: int) -> None:
         """Staged schedules: the next stage's optimizer, with fresh state on every rank."""
         if step > 0 and self.schedule.optimizer_name(step) != self.schedule.optimizer_name(step - 1):
-            self.optimizer, self.train_step = setup.new_optimizer(self.model, self.schedule, self.cfg, step)
+            self.optimizer, self.train_step = setup.new_optimizer(
+                self.model, self.schedule, self.cfg, step, self.job.loaded
+            )
 
     def validate(self, state) -> None:
         """Score the validation split (sharded over ranks); rank 0 keeps the best weights; a plateau lowers
@@ -151,7 +153,7 @@ class Loop:
         if self.schedule.on_validation(improved) and state.best_step > 0:  # plateau: lower lr, restart
             restart_from(self.run.best_weights, self.model, self.ctx)  # Horovod: broadcast of rank 0's
             self.optimizer, self.train_step = setup.new_optimizer(
-                self.model, self.schedule, self.cfg, state.step
+                self.model, self.schedule, self.cfg, state.step, self.job.loaded
             )
 
     def save_checkpoint(self, state) -> None:

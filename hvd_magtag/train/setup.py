@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hvd_magtag import checkpoint, distributed
+from hvd_magtag import checkpoint, distributed, finetune
 from hvd_magtag.config import Experiment
 from hvd_magtag.errors import ConfigError, DataError, RunDirError
 from hvd_magtag.models.names import OUTPUT_LAYER
@@ -198,10 +198,16 @@ class Job:
     info: dict[str, Any]
     start: dict[str, Any]
     latest: Path | None
+    plan: Any = None  # finetune.InitPlan of train.init_from (None: random weights)
 
     @property
     def step(self) -> int:
         return int(self.start["step"])
+
+    @property
+    def loaded(self) -> list[str]:
+        """Layers train.init_from loaded (their rate is train.init_lr_scale times the schedule's)."""
+        return list(self.plan.loaded) if self.plan is not None else []
 
 
 def prepare(exp: Experiment, ctx) -> Job:
@@ -212,12 +218,22 @@ def prepare(exp: Experiment, ctx) -> Job:
     run = prepare_run_dir(exp, ctx)  # Horovod: broadcast_object (its name), from_root (the checks)
     seed_and_precision(exp.train)
     model = create_model(exp, catalog.n_tags)
+    frozen = finetune.freeze_layers(model, exp.train.freeze)  # every rank alike; ConfigError for a bad name
     info = run_info(exp, catalog, model, ctx)
-    start, latest = resume_verdict(run, info, ctx)  # Horovod: broadcast_object (rank 0's verdict)
+    start, latest, record = resume_verdict(
+        run, info, ctx, exp.train
+    )  # Horovod: broadcast_object (rank 0's verdict)
+    step = int(start["step"])
+    plan = finetune.plan_for(
+        model, catalog.tags, exp.train, step, record
+    )  # Horovod: from_root (rank 0 loads)
+    info["init_from"] = finetune.plan_record(plan, exp.train)
+    if step == 0 and (plan is not None or frozen):
+        distributed.get_logger(LOGGER).info(finetune.describe(plan, frozen, exp.train.init_lr_scale))
     if ctx.is_root:
         exp.save(run.config_path)
-        run.write_run_info({**info, "started_from_step": int(start["step"])})
-    return Job(exp, run, catalog, manifest, train_clips, valid_clips, model, info, start, latest)
+        run.write_run_info({**info, "started_from_step": step})
+    return Job(exp, run, catalog, manifest, train_clips, valid_clips, model, info, start, latest, plan)
 
 
 def training_splits(catalog, exp: Experiment, ctx) -> tuple[list, list]:
@@ -267,33 +283,46 @@ def create_model(exp: Experiment, n_tags: int):
         ) from None
 
 
-def resume_verdict(run, info: dict[str, Any], ctx) -> tuple[dict[str, Any], Path | None]:
-    """(state of the checkpoint to resume from, or ``{"step": 0}``; that checkpoint on rank 0). Rank 0
-    reads the run directory; ConfigError on every rank when the run cannot continue as ``info``.
-    Collective."""
+def resume_verdict(run, info: dict[str, Any], ctx, cfg) -> tuple[dict[str, Any], Path | None, dict | None]:
+    """(state of the checkpoint to resume from, or ``{"step": 0}``; that checkpoint on rank 0; the resumed
+    run's fine-tuning record from run.json, :func:`hvd_magtag.finetune.plan_record`). Rank 0 reads the run
+    directory; ConfigError on every rank when the run cannot continue as ``info`` (or with other
+    fine-tuning options than ``cfg``, the TrainConfig). Collective."""
     latest, verdict = None, None
     if ctx.is_root:
         problem = resume_problem(run.info, info) if run.exists() else None
         latest = checkpoint.latest_checkpoint(run.checkpoint_dir)
-        verdict = (problem, checkpoint.read_state(latest) if latest and not problem else {"step": 0})
-    problem, start = distributed.broadcast_object(verdict)  # Horovod: rank 0's verdict on every rank
+        if latest and not problem:
+            problem = finetune.resume_problem(run.info.get("init_from"), cfg)
+        resuming = latest and not problem
+        verdict = (
+            problem,
+            checkpoint.read_state(latest) if resuming else {"step": 0},
+            run.info.get("init_from") if resuming else None,
+        )
+    problem, start, record = distributed.broadcast_object(verdict)  # Horovod: rank 0's verdict on every rank
     if problem:
         raise ConfigError(f"{run.path}: {problem}")
-    return start, latest
+    return start, latest, record
 
 
-def new_optimizer(model, schedule, cfg, at_step: int):
+def new_optimizer(model, schedule, cfg, at_step: int, loaded: list[str] = ()):
     """(optimizer, compiled train step) for global step ``at_step``: the schedule's optimizer at its
-    learning rate (loss-scaled under mixed_float16), built on the model's trainable variables. The one place
-    a training run's optimizer is made (a new stage or a plateau restart calls it again)."""
+    learning rate (loss-scaled under mixed_float16), built on the model's trainable variables; two when the
+    ``loaded`` layers (train.init_from) step at train.init_lr_scale times the rate
+    (:func:`hvd_magtag.finetune.optimizer_for`). The one place a training run's optimizer is made (a new
+    stage or a plateau restart calls it again)."""
     import keras
 
     from hvd_magtag.train.step import make_train_step
 
-    opt = make_optimizer(schedule.optimizer_name(at_step), cfg, schedule.lr(at_step))
-    if keras.mixed_precision.global_policy().name == "mixed_float16":
-        opt = keras.optimizers.LossScaleOptimizer(opt)
-    opt.build(model.trainable_variables)
+    opt = finetune.optimizer_for(
+        model,
+        lambda: make_optimizer(schedule.optimizer_name(at_step), cfg, schedule.lr(at_step)),
+        loaded,
+        cfg.init_lr_scale,
+        loss_scale=keras.mixed_precision.global_policy().name == "mixed_float16",
+    )
     return opt, make_train_step(model, opt, cfg)
 
 

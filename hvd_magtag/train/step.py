@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from hvd_magtag import distributed, fsutil
+from hvd_magtag import distributed, finetune, fsutil
 
 #: the training package's logger (setup.LOGGER is the same name): step imports nothing from setup
 LOGGER = __package__
@@ -40,7 +40,9 @@ def make_train_step(model, optimizer, cfg):
 def sync_statistics(model) -> None:
     """Average BatchNorm moving statistics over ranks (each rank updates them from its own batches) so that
     validation, checkpoints and saved weights see one model. Collective; no-op at size 1."""
-    distributed.average_variables([v for v in model.non_trainable_variables if "float" in str(v.dtype)])
+    fixed = {id(v) for v in finetune.frozen_variables(model)}  # frozen layers: equal everywhere, left alone
+    statistics = [v for v in model.non_trainable_variables if "float" in str(v.dtype) and id(v) not in fixed]
+    distributed.average_variables(statistics)
 
 
 def restart_from(weights: Path, model, ctx) -> None:
