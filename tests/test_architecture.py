@@ -131,7 +131,9 @@ def test_only_distributed_imports_horovod():
     for name, (path, tree) in modules().items():
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):
-                targets = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                targets = (
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                )
                 if name != "hvd_magtag.distributed" and any(t.split(".")[0] == "horovod" for t in targets):
                     offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
     assert not offenders, "Horovod imported outside hvd_magtag.distributed: " + ", ".join(offenders)
@@ -143,25 +145,27 @@ def test_tensorflow_free_modules_import_no_tensorflow(name):
         f"import sys, json; import {name}; "
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {list(HEAVY)!r})))"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert not loaded, f"importing {name} loads {', '.join(loaded[:5])}"
+
+
+def _walk_functions(module: str, node, prefix: str):
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+            qual = f"{prefix}{child.name}"
+            yield f"{module}:{qual}", child.end_lineno - child.lineno + 1
+            yield from _walk_functions(module, child, qual + ".")
+        elif isinstance(child, ast.ClassDef):
+            yield from _walk_functions(module, child, f"{prefix}{child.name}.")
 
 
 def function_lengths():
     """(``module:qualified.name``, lines) of every function and method in the package."""
     for name, (_, tree) in modules().items():
-
-        def walk(node, prefix):
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                    qual = f"{prefix}{child.name}"
-                    yield f"{name}:{qual}", child.end_lineno - child.lineno + 1
-                    yield from walk(child, qual + ".")
-                elif isinstance(child, ast.ClassDef):
-                    yield from walk(child, f"{prefix}{child.name}.")
-
-        yield from walk(tree, "")
+        yield from _walk_functions(name, tree, "")
 
 
 def test_no_function_is_longer_than_a_screenful():
