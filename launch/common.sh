@@ -5,7 +5,8 @@
 #
 # Exit codes of every launch script (one error line on stderr for each non-zero code but 1):
 #   0      finished
-#   1      the job failed: horovodrun reports any failed rank as 1 (the rank's own line names the cause)
+#   1      the job failed: under Gloo / elastic horovodrun reports any failed rank as 1; under MPI the script
+#          exits with the failed rank's own code (2 usage, 3 data, 4 run directory: hvd_magtag.train --help)
 #   2      usage error (unknown option, missing or bad value) or no environment (no venv, not in a SLURM job)
 #   4      not a run directory (resume.sh; the training's run-directory code)
 #   128+N  the script was killed by signal N and passed it on to the job: 143 SIGTERM (scancel, scontrol
