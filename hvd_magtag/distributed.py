@@ -40,7 +40,10 @@ Elastic jobs
 ------------
 ``state = elastic_state(model, optimizer, step=0)`` and ``@elastic_run def train(state): ...`` with
 ``state.commit()`` every few steps (``horovodrun --min-np/--max-np --host-discovery-script``; on one host
-add ``--network-interface lo``). Use these rather than Horovod's ``TensorFlowState``: in eager TF2 its
+add ``--network-interface lo``). A worker that joins a running job starts the script from the top while
+the others are in the step loop: it must run no collective before ``elastic_run``'s first sync (which the
+others run after their reset). :func:`shared_state` is built for that: rank 0's set-up (data, run directory,
+checkpoint) travels inside the sync, and the model is built on each process at its first sync. Use these rather than Horovod's ``TensorFlowState``: in eager TF2 its
 re-sync after a reset does not broadcast the variables (seen here: ranks ended 7.8 apart after a reset),
 and ``TensorFlowKerasState`` calls Keras 2 APIs.
 
@@ -372,20 +375,113 @@ def elastic_state(model, optimizer, **attributes: Any):
     variables = backing_variables([*model.variables, *optimizer.variables])
     if _backend() == "local":
         return LocalElasticState(**attributes)
-    state = _keras_state_class()(variables, **attributes)
-    state.register_reset_callbacks([_refresh_context])
-    return state
+    return _keras_state_class()(variables, **attributes)
+
+
+def shared_state(
+    variables: Callable[[], list],
+    *,
+    share: Callable[[], Any],
+    join: Callable[[Any], None],
+    elastic: bool = False,
+    catch: tuple[type[BaseException], ...] = (ValueError, OSError),
+    **attributes: Any,
+):
+    """The state of a training run that every rank holds alike after ``state.sync()``, set up by rank 0.
+
+    ``state.sync()`` (called by :func:`elastic_run`, or once by hand when not elastic), in this order:
+
+    1. ``share()`` runs on rank 0 if no process has run it yet: what only rank 0 reads (the data, the run
+       directory, the checkpoint). Its value is broadcast to every rank (every rank keeps it, so any may be
+       rank 0 later); an exception of a ``catch`` type raised by ``share`` is raised on every rank instead.
+    2. ``join(value)`` runs once in each process, at its first sync: it makes ``variables()`` exist (model
+       and optimizer) and returns the attributes to start from, e.g. ``{"step": 1200}`` (None: unchanged).
+    3. the ``variables()`` (Keras or tf) and then the ``attributes`` (``state.step`` ...) are broadcast from
+       rank 0.
+
+    So a process that joins a running elastic job runs no collective before its first sync, which every
+    existing rank runs too (after its reset callbacks): it receives rank 0's set-up, weights, optimizer state
+    and committed step there. ``elastic=True`` (Horovod backend): a Horovod elastic state for
+    :func:`elastic_run`; ``commit()`` saves a restore point and raises on membership changes, a reset rolls
+    variables and attributes back to it. Otherwise ``commit``/``restore`` are no-ops and reset callbacks never
+    run. Collective (``sync``).
+    """
+    if elastic and _backend() == "horovod":
+        return _keras_state_class()(variables, share, join, catch, **attributes)
+    return SharedState(variables, share, join, catch, **attributes)
+
+
+class _Sharing:
+    """Steps 1-2 of :func:`shared_state`'s sync, for the plain and the elastic state."""
+
+    def _init_sharing(self, variables, share, join, catch) -> None:
+        self._variables_fn, self._share, self._join, self._catch = variables, share, join, catch
+        self._shared: tuple[str, Any] | None = None  # ("ok", value) or ("error", exception), once known
+        self._joined = False
+
+    def _share_and_join(self, bcast_object) -> bool:
+        """Broadcast rank 0's shared value (computing it first if needed), join once; True on the first join."""
+        if context().is_root and self._shared is None:
+            try:
+                self._shared = ("ok", self._share())
+            except self._catch as e:
+                self._shared = ("error", e)
+        self._shared = bcast_object(self._shared if context().is_root else None)
+        kind, value = self._shared
+        if kind == "error":
+            raise value
+        if self._joined:
+            return False
+        for name, attribute in (self._join(value) or {}).items():
+            setattr(self, name, attribute)
+        self._joined = True
+        return True
+
+
+class SharedState(_Sharing):
+    """:func:`shared_state` without elastic membership: ``sync`` as documented there; ``commit``, ``save``,
+    ``restore`` and ``check_host_updates`` do nothing, reset callbacks are kept but never called."""
+
+    def __init__(self, variables, share, join, catch, **attributes: Any) -> None:
+        self._init_sharing(variables, share, join, catch)
+        self._attributes = list(attributes)
+        self.__dict__.update(attributes)
+        self._reset_callbacks: list = []
+
+    def sync(self) -> None:
+        self._share_and_join(broadcast_object)
+        broadcast_variables(self._variables_fn())
+        values = broadcast_object({name: getattr(self, name) for name in self._attributes})
+        self.__dict__.update(values)
+
+    def commit(self) -> None:
+        pass
+
+    def save(self) -> None:
+        pass
+
+    def restore(self) -> None:
+        pass
+
+    def check_host_updates(self) -> None:
+        pass
+
+    def register_reset_callbacks(self, callbacks) -> None:
+        self._reset_callbacks.extend(callbacks)
 
 
 def elastic_run(fn):
-    """Decorator: run ``fn(state, ...)`` under ``hvd.elastic.run`` (retry from the last commit on resets).
+    """Decorator: run ``fn(state, ...)`` under ``hvd.elastic.run``: ``state.sync()``, then ``fn``; after a reset
+    (ranks left or joined) the reset callbacks, ``state.sync()`` again and ``fn`` again from the last commit.
 
-    Resolved at call time, so decorating at import does not initialise anything. Local backend: a plain call.
+    Resolved at call time, so decorating at import does not initialise anything. Local backend: ``state.sync()``
+    and a plain call.
     """
 
     @functools.wraps(fn)
     def wrapper(state, *args, **kwargs):
         if _backend() == "local":
+            state.sync()  # as hvd.elastic.run does before the first call
             return fn(state, *args, **kwargs)
         return _horovod().elastic.run(fn)(state, *args, **kwargs)
 
@@ -394,32 +490,50 @@ def elastic_run(fn):
 
 @functools.cache
 def _keras_state_class():
-    """``hvd.elastic.ObjectState`` + a list of tf.Variables saved/restored/broadcast with it (built lazily)."""
+    """``hvd.elastic.ObjectState`` + tf.Variables saved/restored/broadcast with it (built lazily).
+
+    Constructed as ``(variables, **attributes)`` with a list (:func:`elastic_state`) or as
+    ``(variables_fn, share, join, catch, **attributes)`` (:func:`shared_state`: the variables exist after the
+    first sync's join)."""
     hvd = _horovod()
     from horovod.common.elastic import ObjectState
 
-    class KerasElasticState(ObjectState):
-        def __init__(self, variables: list, **attributes: Any) -> None:
-            self._variables = variables
-            self._save_variables()
+    class KerasElasticState(_Sharing, ObjectState):
+        def __init__(self, variables, share=None, join=None, catch=(), **attributes: Any) -> None:
+            if callable(variables):
+                self._init_sharing(variables, share, join, catch)
+            else:
+                listed = list(variables)
+                self._init_sharing(lambda: listed, None, None, catch)
+                self._joined = True  # nothing to share: the variables exist already
+            self._saved_values = None
+            if self._joined:
+                self._save_variables()
             super().__init__(bcast_object=hvd.broadcast_object, get_rank=hvd.rank, **attributes)
+            self.register_reset_callbacks([_refresh_context])
 
         def save(self) -> None:
             self._save_variables()
             super().save()
 
         def restore(self) -> None:
-            for var, value in zip(self._variables, self._saved_values):
-                var.assign(value)
+            if self._saved_values is not None:
+                for var, value in zip(self._variables(), self._saved_values):
+                    var.assign(value)
             super().restore()
 
         def sync(self) -> None:
-            hvd.broadcast_variables(self._variables, root_rank=0)
+            if self._share is not None and self._share_and_join(hvd.broadcast_object):
+                ObjectState.save(self)  # the attributes join set (rank 0's are the ones broadcast below)
+            hvd.broadcast_variables(self._variables(), root_rank=0)
             self._save_variables()
             super().sync()
 
+        def _variables(self) -> list:
+            return backing_variables(self._variables_fn())
+
         def _save_variables(self) -> None:
-            self._saved_values = [var.numpy() for var in self._variables]
+            self._saved_values = [var.numpy() for var in self._variables()]
 
     return KerasElasticState
 

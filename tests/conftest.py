@@ -27,3 +27,20 @@ def horovodrun() -> Path:
     if not path.exists():
         pytest.fail(f"{path} not found: multi-rank tests need Horovod in this venv; run `make install`")
     return path
+
+
+@pytest.fixture(scope="session")
+def two_rank_reference(tmp_path_factory, horovodrun) -> Path:
+    """Run directory of an uninterrupted ``horovodrun -np 2`` run of the tiny config (train_fixtures
+    ``two_rank_args``): what a killed and resumed 2-rank run must end equal to (test_faults), and a finished
+    run to extend (test_train_multirank). Trained once per session; copy it before changing it."""
+    from multirank.runner import check_ok, run_horovod
+    from train_fixtures import tiny_dataset, two_rank_args
+
+    run_dir = tmp_path_factory.mktemp("two_rank_reference") / "run"
+    data = tiny_dataset(tmp_path_factory.getbasetemp())
+    proc = run_horovod(
+        TESTS_DIR / "train_cli_script.py", np=2, args=two_rank_args(data, run_dir), timeout=400
+    )
+    check_ok(proc)
+    return run_dir

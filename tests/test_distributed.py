@@ -26,6 +26,7 @@ from multirank import toy
 from multirank.runner import check_ok, job_environment, run_horovod
 
 from hvd_magtag import distributed
+from hvd_magtag.errors import ConfigError
 
 SCRIPTS = Path(__file__).resolve().parent / "multirank"
 #: Seconds a 2-rank job may take on 2 shared cores (each rank imports TensorFlow) before it is killed.
@@ -405,6 +406,48 @@ def test_local_elastic_state_and_run(ctx):
         return state.step
 
     assert train(state, 2) == 5 and train.__name__ == "train"
+
+
+def test_shared_state_shares_once_joins_once_and_raises_rank_0s_error(ctx):
+    """shared_state's sync at size 1: share() once (rank 0), join() once with its value, the attributes join
+    returns; a one-line error of share() is raised by the sync (on every rank, in a job)."""
+    keras.utils.set_random_seed(0)
+    calls: list[str] = []
+    made: dict = {}
+
+    def share():
+        calls.append("share")
+        return {"start": 7}
+
+    def join(value):
+        calls.append(f"join {value['start']}")
+        made["model"] = toy.conv_model()
+        made["optimizer"] = keras.optimizers.SGD(learning_rate=0.1)
+        made["optimizer"].build(made["model"].trainable_variables)
+        return {"step": value["start"]}
+
+    def variables():
+        return [*made["model"].variables, *made["optimizer"].variables]
+
+    state = distributed.shared_state(variables, share=share, join=join, elastic=True, step=0, best=-1.0)
+    assert state.step == 0 and calls == []  # nothing runs before the first sync
+
+    @distributed.elastic_run
+    def train(state):
+        state.step += 1
+        state.commit()
+        return state.step
+
+    assert train(state) == 8 and state.best == -1.0
+    state.sync()  # a later sync broadcasts the kept value again (any rank may be rank 0 then): no new calls
+    assert calls == ["share", "join 7"] and state.step == 8
+
+    def broken():
+        raise ConfigError("data.root /nope: no such folder")
+
+    failing = distributed.shared_state(variables, share=broken, join=join, step=0)
+    with pytest.raises(ConfigError, match="/nope"):
+        failing.sync()
 
 
 @pytest.mark.multirank

@@ -1,13 +1,14 @@
 """Real ``horovodrun -np 2`` training and evaluation against one process on the same global batches."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from multirank.runner import check_ok, run_horovod, wall_clock
-from train_fixtures import TINY_SETTINGS, run, tiny_dataset, weights
+from train_fixtures import REFERENCE_STEPS, TINY_SETTINGS, run, tiny_dataset, two_rank_args, weights
 
 from hvd_magtag.rundir import RunDir
 
@@ -76,7 +77,8 @@ def test_two_ranks_equal_one_rank_on_the_same_global_batches(data, tmp_path, hor
     # logged losses (mean of per-rank means) and sharded + allgathered validation agree too
     m1, m2 = run1.read_metrics(), run2.read_metrics()
     assert [e["step"] for e in m1] == [e["step"] for e in m2]
-    for e1, e2 in zip(m1, m2):
+    assert m1[-1]["event"] == m2[-1]["event"] == "done" and m2[-1]["world_size"] == 2
+    for e1, e2 in zip(m1[:-1], m2[:-1]):
         assert e2["loss"] == pytest.approx(e1["loss"], abs=1e-5)
         if e1["event"] == "valid" and e1["roc_auc"] is not None:
             assert e2["roc_auc"] == pytest.approx(e1["roc_auc"], abs=1e-5)
@@ -85,26 +87,22 @@ def test_two_ranks_equal_one_rank_on_the_same_global_batches(data, tmp_path, hor
     assert "[rank 1/2] INFO" not in two.stderr + two.stdout
 
 
-def test_two_rank_run_resumes_and_evaluates(data, tmp_path, horovodrun):
-    """A BN model trained on 2 ranks, extended by 2 steps (resume), then evaluated on 2 ranks = 1 process."""
+def test_two_rank_run_resumes_and_evaluates(data, tmp_path, horovodrun, two_rank_reference):
+    """A finished BN model run on 2 ranks (conftest's reference, copied), extended by 2 steps (resume), then
+    evaluated on 2 ranks = 1 process."""
     run_dir = tmp_path / "bn"
-    first = run_horovod(
-        SCRIPT,
-        np=2,
-        timeout=400,
-        args=_train_args(data, run_dir, "--steps", "4", "--set", "train.checkpoint_every=2"),
-    )
-    check_ok(first)
+    shutil.copytree(two_rank_reference, run_dir)
+    extended = REFERENCE_STEPS + 2
     more = run_horovod(
         SCRIPT,
         np=2,
         timeout=400,
-        args=_train_args(data, run_dir, "--steps", "6", "--set", "train.checkpoint_every=2"),
+        args=two_rank_args(data, run_dir, "--steps", extended, "--set", "train.checkpoint_every=2"),
     )
     check_ok(more)
-    assert f"resuming {run_dir} from step 4" in more.stderr + more.stdout
-    state = json.loads((RunDir(run_dir).checkpoint_dir / "step-00000006" / "state.json").read_text())
-    assert state["step"] == 6 and state["world_size"] == 2
+    assert f"resuming {run_dir} from step {REFERENCE_STEPS}" in more.stderr + more.stdout
+    state = json.loads((RunDir(run_dir).checkpoint_dir / f"step-{extended:08d}" / "state.json").read_text())
+    assert state["step"] == extended and state["world_size"] == 2
     ev2 = run_horovod(SCRIPT, np=2, timeout=400, args=["evaluate", str(run_dir), "--weights", "last"])
     check_ok(ev2)
     two = RunDir(run_dir).results["test"]

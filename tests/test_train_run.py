@@ -2,6 +2,7 @@
 exact resume after SIGKILL, refusal to resume another architecture, one-line errors."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from train_fixtures import child_env, run, tiny_dataset, train_command, weights
 
 from hvd_magtag.rundir import RunDir
+from hvd_magtag.train import weights_digest
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,10 @@ def test_run_directory_holds_everything(trained, data):
     events = run.read_metrics()
     assert [e["step"] for e in events if e["event"] == "train"] == [2, 4, 6]
     assert [e["step"] for e in events if e["event"] == "valid"] == [3, 6]
-    assert all(np.isfinite(e["loss"]) for e in events)
+    assert all(np.isfinite(e["loss"]) for e in events if e["event"] != "done")
+    (done,) = [e for e in events if e["event"] == "done"]
+    assert events[-1] is done and done["step"] == 6 and done["world_size"] == 1
+    assert re.fullmatch(r"[0-9a-f]{64}", done["weights_sha256"])
     assert sorted(p.name for p in run.checkpoint_dir.iterdir()) == ["step-00000003", "step-00000006"]
     assert json.loads((run.checkpoint_dir / "step-00000006" / "state.json").read_text())["step"] == 6
     assert run.last_weights.is_file() and run.weights_path("best").is_file()
@@ -62,6 +67,7 @@ def test_run_directory_holds_everything(trained, data):
     # the model rebuilt from run.json loads the saved weights: same arrays as the file
     model = run.load_model("last")
     assert model.count_params() == info["n_params"]
+    assert weights_digest(model) == done["weights_sha256"], "the recorded digest is the saved weights'"
     # evaluation: results.json (test split) and the per-tag CSV, table printed
     res = run.results["test"]
     assert res["n_clips"] == len([c for c in run_catalog(run).clips if c.split == "test"])

@@ -69,3 +69,17 @@ def weights(path: Path) -> list[np.ndarray]:
     with h5py.File(path, "r") as f:
         f.visititems(lambda name, obj: out.append(np.array(obj)) if isinstance(obj, h5py.Dataset) else None)
     return out
+
+
+#: Steps and settings of conftest's ``two_rank_reference`` run (and of the runs compared with it): enough
+#: steps after the step-8 checkpoint for a kill to land mid-run, checkpoints every 4 steps.
+REFERENCE_STEPS = 48
+REFERENCE_SETTINGS = ["--set", "train.checkpoint_every=4", "--set", "train.validate_every=1000"]
+
+
+def two_rank_args(data: Path, run_dir: Path, *extra: object) -> list[str]:
+    """``train_cli_script.py`` arguments of the reference config: TINY_SETTINGS, REFERENCE_* and ``extra``."""
+    args = ["train", "--data-root", str(data), "--run-dir", str(run_dir), "--steps", str(REFERENCE_STEPS)]
+    for s in TINY_SETTINGS:
+        args += ["--set", s]
+    return args + REFERENCE_SETTINGS + [str(e) for e in extra]

@@ -15,8 +15,8 @@ metrics and progress) and ``loop`` (:func:`train`, shaped like Horovod's elastic
 """
 
 from hvd_magtag.train.command import build_parser, experiment_from_args, main
-from hvd_magtag.train.loop import Loop, train
-from hvd_magtag.train.monitor import Monitor
+from hvd_magtag.train.loop import Loop, train, weights_digest
+from hvd_magtag.train.monitor import DONE_LINE, Monitor
 from hvd_magtag.train.setup import (
     MIN_FREE_BYTES,
     Job,
@@ -24,13 +24,10 @@ from hvd_magtag.train.setup import (
     build_model,
     check_run_dir,
     create_model,
-    load_data,
+    create_run_dir,
     make_optimizer,
     new_optimizer,
-    prepare,
-    prepare_run_dir,
     resume_problem,
-    resume_verdict,
     run_info,
     runs_root,
     train_batches,
@@ -39,6 +36,7 @@ from hvd_magtag.train.step import make_train_step, restart_from, save_weights, s
 
 __all__ = [
     "_versions",  # pretrained.musicnn records the same versions
+    "DONE_LINE",
     "MIN_FREE_BYTES",
     "Job",
     "Loop",
@@ -47,21 +45,19 @@ __all__ = [
     "build_parser",
     "check_run_dir",
     "create_model",
+    "create_run_dir",
     "experiment_from_args",
-    "load_data",
     "main",
     "make_optimizer",
     "make_train_step",
     "new_optimizer",
-    "prepare",
-    "prepare_run_dir",
     "restart_from",
     "resume_problem",
-    "resume_verdict",
     "run_info",
     "runs_root",
     "save_weights",
     "sync_statistics",
     "train",
     "train_batches",
+    "weights_digest",
 ]

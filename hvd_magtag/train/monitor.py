@@ -11,6 +11,9 @@ from typing import Any
 from hvd_magtag import distributed, fsutil
 from hvd_magtag.train.setup import LOGGER
 
+#: The log line of a finished run (rank 0), after every rank's final weights were hashed and compared.
+DONE_LINE = "final weights identical on {ranks} ranks (sha256 {digest})"
+
 
 class Monitor:
     """Rank-0 TensorBoard scalars, metrics.jsonl and progress (tqdm on a terminal, log lines otherwise).
@@ -29,8 +32,8 @@ class Monitor:
             from tqdm import tqdm
 
             self.bar = tqdm(total=cfg.steps, initial=start_step, unit="step", dynamic_ncols=True)
-        if ctx.is_root:  # drop records past the checkpoint we resume from (they will be redone)
-            kept = [m for m in run.read_metrics() if m.get("step", 0) <= start_step]
+        if ctx.is_root:  # drop records past the checkpoint we resume from (redone) and the last run's "done"
+            kept = [m for m in run.read_metrics() if m.get("step", 0) <= start_step and m["event"] != "done"]
             fsutil.atomic_write(run.metrics_path, "".join(json.dumps(m) + "\n" for m in kept))
             from hvd_magtag.summaries import trim_events
 
@@ -118,6 +121,25 @@ class Monitor:
             f"loss {result['loss']:.4f}{'  *best*' if improved else ''}{skipped}"
         )
         (self.bar.write if self.bar is not None else self.log.info)(msg)
+
+    def done(self, step: int, best: dict[str, Any], digest: str, ranks: int) -> None:
+        """Rank 0: the run's last record, ``{"event": "done", "step", "world_size", "best_roc_auc",
+        "best_step", "weights_sha256", "elapsed"}`` (:data:`DONE_LINE` in the log: the weights' digest that
+        every rank's weights were checked to share)."""
+        if not self.ctx.is_root:
+            return
+        from hvd_magtag.metrics import json_safe
+
+        event = {"event": "done", "step": step, "world_size": ranks, **best, "weights_sha256": digest}
+        event["elapsed"] = round(time.perf_counter() - self.t0, 3)
+        with open(self.run.metrics_path, "a") as f:
+            f.write(json.dumps(json_safe(event)) + "\n")
+        say = self.bar.write if self.bar is not None else self.log.info
+        say(DONE_LINE.format(ranks=ranks, digest=digest[:12]))
+        say(
+            f"done: {step} steps, best validation ROC-AUC {best['best_roc_auc']:.4f} at step "
+            f"{best['best_step']}; run dir {self.run.path}"
+        )
 
     def close(self) -> None:
         if self.bar is not None:

@@ -1,12 +1,12 @@
 """Run set-up: the data (validated once, on rank 0), the run directory, the model and optimizer, the resume
-verdict and what rank 0 records in run.json. The collective functions say so; the rest are local."""
+verdict and what rank 0 records in run.json; :class:`Job` holds them. Nothing here talks to the other ranks:
+rank 0's part reaches them through the training state's sync (hvd_magtag.distributed.shared_state)."""
 
 from __future__ import annotations
 
 import platform
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +14,11 @@ from hvd_magtag import checkpoint, distributed, finetune
 from hvd_magtag.config import Experiment
 from hvd_magtag.errors import ConfigError, DataError, RunDirError
 from hvd_magtag.models.names import OUTPUT_LAYER
+from hvd_magtag.rundir import RunDir
+from hvd_magtag.schedules import Schedule
 
 #: the training package's logger, "hvd_magtag.train"
 LOGGER = __package__
-
-
-def load_data(data_cfg):
-    """(catalog without bad files, manifest). Rank 0 reads the metadata and validates the files (the manifest
-    is cached beside the data); the others receive both, so N ranks never scan the dataset at once. A
-    one-line error on rank 0 (missing dataset, bad metadata) is raised on every rank. Collective."""
-    from hvd_magtag.data import load_catalog, manifest
-
-    return distributed.from_root(lambda: manifest.validate(load_catalog(data_cfg)))  # others idle: all cores
 
 
 def runs_root() -> Path:
@@ -69,24 +62,17 @@ def check_run_dir(path: Path, min_free: int = MIN_FREE_BYTES) -> None:
         )
 
 
-def prepare_run_dir(exp: Experiment, ctx):
-    """The RunDir (named on rank 0 when not given, so every rank agrees), checked and created by rank 0; a
-    problem there (see :func:`check_run_dir`) is raised on every rank. Collective."""
-    from hvd_magtag.rundir import RunDir
-
+def create_run_dir(exp: Experiment) -> RunDir:
+    """The run directory (named now when not given: ``runs/<model>-<UTC time>``), checked
+    (:func:`check_run_dir`) and created. Rank 0 only: the others receive its path."""
     if not exp.run_dir:
-        name = f"{exp.model.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}" if ctx.is_root else None
-        exp.run_dir = str(runs_root() / distributed.broadcast_object(name))
+        exp.run_dir = str(runs_root() / f"{exp.model.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
     run = RunDir(exp.run_dir)
-
-    def check_and_create() -> None:
-        try:
-            check_run_dir(run.path)
-            run.path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise RunDirError(f"{run.path}: cannot create ({e})") from None
-
-    distributed.from_root(check_and_create, catch=(RunDirError,))
+    check_run_dir(run.path)
+    try:
+        run.path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunDirError(f"{run.path}: cannot create ({e})") from None
     return run
 
 
@@ -182,26 +168,27 @@ def make_optimizer(name: str, cfg, lr: float):
 # -- the run as rank 0 decides it -------------------------------------------------------------------------
 
 
-@dataclass
 class Job:
-    """What every rank knows after :func:`prepare`: the experiment, its data and run directory, the model
-    (initial weights; rank 0 loads the checkpoint), the resume state and run.json content. ``latest``: the
-    checkpoint to resume from (rank 0 only; None elsewhere and on a fresh run)."""
+    """The run as every rank knows it, set up at the first state sync (:func:`hvd_magtag.distributed.shared_state`).
 
-    exp: Experiment
-    run: Any
-    catalog: Any
-    manifest: Any
-    train_clips: list
-    valid_clips: list
-    model: Any
-    info: dict[str, Any]
-    start: dict[str, Any]
-    latest: Path | None
-    plan: Any = None  # finetune.InitPlan of train.init_from (None: random weights)
+    Rank 0 reads the data, the run directory and its checkpoint, once (:meth:`share`); every process then
+    joins with what it found (:meth:`join`): its model, schedule, optimizer and compiled step, the checkpoint
+    loaded on rank 0, and the state training starts from. A worker joining a running elastic job does the
+    same at its first sync and receives the committed weights and step there."""
+
+    def __init__(self, exp: Experiment) -> None:
+        self.exp, self.cfg = exp, exp.train
+        self.run = self.catalog = self.manifest = self.model = None
+        self.schedule = self.optimizer = self.train_step = None
+        self.train_clips: list = []
+        self.valid_clips: list = []
+        self.start: dict[str, Any] = {"step": 0}
+        self.plan = None  # finetune.InitPlan of train.init_from (None: random weights)
+        self.frozen: list[str] = []  # train.freeze: the layers frozen
 
     @property
     def step(self) -> int:
+        """The global step training starts from (the checkpoint's, or 0)."""
         return int(self.start["step"])
 
     @property
@@ -209,36 +196,79 @@ class Job:
         """Layers train.init_from loaded (their rate is train.init_lr_scale times the schedule's)."""
         return list(self.plan.loaded) if self.plan is not None else []
 
+    def variables(self) -> list:
+        """Everything the ranks hold alike: model and optimizer variables."""
+        return [*self.model.variables, *self.optimizer.variables]
 
-def prepare(exp: Experiment, ctx) -> Job:
-    """Data, run directory, model and resume verdict, the same on every rank. Collective: rank 0 reads the
-    dataset, the run directory and its checkpoints; the others receive what it found (or its error)."""
-    catalog, manifest = load_data(exp.data)  # Horovod: from_root (rank 0 validates the files)
-    train_clips, valid_clips = training_splits(catalog, exp, ctx)
-    run = prepare_run_dir(exp, ctx)  # Horovod: broadcast_object (its name), from_root (the checks)
-    seed_and_precision(exp.train)
-    model = create_model(exp, catalog.n_tags)
-    frozen = finetune.freeze_layers(model, exp.train.freeze)  # every rank alike; ConfigError for a bad name
-    info = run_info(exp, catalog, model, ctx)
-    start, latest, record = resume_verdict(
-        run, info, ctx, exp.train
-    )  # Horovod: broadcast_object (rank 0's verdict)
-    step = int(start["step"])
-    plan = finetune.plan_for(
-        model, catalog.tags, exp.train, step, record
-    )  # Horovod: from_root (rank 0 loads)
-    info["init_from"] = finetune.plan_record(plan, exp.train)
-    if step == 0 and (plan is not None or frozen):
-        distributed.get_logger(LOGGER).info(finetune.describe(plan, frozen, exp.train.init_lr_scale))
-    if ctx.is_root:
-        exp.save(run.config_path)
-        run.write_run_info({**info, "started_from_step": step})
-    return Job(exp, run, catalog, manifest, train_clips, valid_clips, model, info, start, latest, plan)
+    def share(self) -> dict[str, Any]:
+        """Rank 0: validate the files (the manifest is cached beside the data; one rank scans), check and
+        create the run directory, build the model, decide whether and where to resume, write config.json and
+        run.json. A one-line error here is raised on every rank by the sync."""
+        from hvd_magtag.data import load_catalog, manifest
+
+        ctx = distributed.context()
+        catalog, clips = manifest.validate(load_catalog(self.exp.data))
+        training_splits(catalog, self.exp, ctx)
+        run = create_run_dir(self.exp)
+        self._build_model(catalog.n_tags)
+        info = run_info(self.exp, catalog, self.model, ctx)
+        problem = resume_problem(run.info, info) if run.exists() else None
+        latest = checkpoint.latest_checkpoint(run.checkpoint_dir)
+        if latest and not problem:
+            problem = finetune.resume_problem(run.info.get("init_from"), self.cfg)
+        if problem:
+            raise ConfigError(f"{run.path}: {problem}")
+        start = checkpoint.read_state(latest) if latest else {"step": 0}
+        record = run.info.get("init_from") if latest else None  # a resumed run never reads its source again
+        if int(start["step"]) == 0 and self.cfg.init_from:  # the sync broadcasts the loaded weights
+            record = finetune.init_from(self.model, catalog.tags, self.cfg.init_from).to_dict()
+        plan = finetune.InitPlan.from_dict(record) if record and record.get("source") else None
+        info["init_from"] = finetune.plan_record(plan, self.cfg)
+        if int(start["step"]) == 0 and (plan is not None or self.frozen):
+            distributed.get_logger(LOGGER).info(finetune.describe(plan, self.frozen, self.cfg.init_lr_scale))
+        self.exp.save(run.config_path)
+        run.write_run_info({**info, "started_from_step": int(start["step"])})
+        shared = {"catalog": catalog, "manifest": clips, "run_dir": str(run.path), "start": start}
+        return {**shared, "latest": latest, "plan": record}
+
+    def join(self, shared: dict[str, Any]) -> dict[str, Any]:
+        """This process's part of rank 0's set-up ``shared``: the model (built here off rank 0), the schedule
+        for this world size, the optimizer the checkpoint was written with (loaded into on rank 0). Returns
+        the state attributes to start from (rank 0's are the ones every rank receives)."""
+        ctx = distributed.context()
+        self.catalog, self.manifest, self.start = shared["catalog"], shared["manifest"], shared["start"]
+        self.exp.run_dir = shared["run_dir"]
+        self.run = RunDir(shared["run_dir"])
+        self.train_clips, self.valid_clips = self.catalog.split("train"), self.catalog.split("valid")
+        if self.model is None:
+            self._build_model(self.catalog.n_tags)
+        record = shared["plan"]
+        self.plan = finetune.InitPlan.from_dict(record) if record and record.get("source") else None
+        self.schedule = Schedule(self.cfg, ctx.size)  # Horovod: learning rate scaled by the world size
+        self.schedule.load_state_dict(self.start.get("schedule", {}))
+        self.optimizer, self.train_step = new_optimizer(
+            self.model, self.schedule, self.cfg, max(self.step - 1, 0), self.loaded
+        )
+        if ctx.is_root and shared["latest"] is not None:
+            checkpoint.load(shared["latest"], self.model, self.optimizer)
+            distributed.get_logger(LOGGER).info(
+                "resuming %s from step %d (%s)", self.run.path, self.step, shared["latest"].name
+            )
+        return {
+            "step": self.step,
+            "best_roc_auc": self.start.get("best_roc_auc", -1.0),
+            "best_step": self.start.get("best_step", -1),
+        }
+
+    def _build_model(self, n_tags: int) -> None:
+        seed_and_precision(self.cfg)
+        self.model = create_model(self.exp, n_tags)
+        self.frozen = finetune.freeze_layers(self.model, self.cfg.freeze)  # ConfigError for a bad name
 
 
 def training_splits(catalog, exp: Experiment, ctx) -> tuple[list, list]:
     """(train clips, valid clips); DataError when the train split is empty or smaller than one global
-    batch. Every rank decides alike (same catalog and world size): no rank waits for the others."""
+    batch of this world."""
     cfg = exp.train
     train_clips, valid_clips = catalog.split("train"), catalog.split("valid")
     if not train_clips:
@@ -281,29 +311,6 @@ def create_model(exp: Experiment, n_tags: int):
         raise ConfigError(
             f"model {exp.model.name!r} with model.overrides {dict(exp.model.overrides)}: {e}"
         ) from None
-
-
-def resume_verdict(run, info: dict[str, Any], ctx, cfg) -> tuple[dict[str, Any], Path | None, dict | None]:
-    """(state of the checkpoint to resume from, or ``{"step": 0}``; that checkpoint on rank 0; the resumed
-    run's fine-tuning record from run.json, :func:`hvd_magtag.finetune.plan_record`). Rank 0 reads the run
-    directory; ConfigError on every rank when the run cannot continue as ``info`` (or with other
-    fine-tuning options than ``cfg``, the TrainConfig). Collective."""
-    latest, verdict = None, None
-    if ctx.is_root:
-        problem = resume_problem(run.info, info) if run.exists() else None
-        latest = checkpoint.latest_checkpoint(run.checkpoint_dir)
-        if latest and not problem:
-            problem = finetune.resume_problem(run.info.get("init_from"), cfg)
-        resuming = latest and not problem
-        verdict = (
-            problem,
-            checkpoint.read_state(latest) if resuming else {"step": 0},
-            run.info.get("init_from") if resuming else None,
-        )
-    problem, start, record = distributed.broadcast_object(verdict)  # Horovod: rank 0's verdict on every rank
-    if problem:
-        raise ConfigError(f"{run.path}: {problem}")
-    return start, latest, record
 
 
 def new_optimizer(model, schedule, cfg, at_step: int, loaded: list[str] = ()):
