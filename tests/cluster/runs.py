@@ -63,6 +63,18 @@ def assert_same_weights(run_dir: Path, reference: Path, atol: float = WEIGHT_ATO
     assert len(got) == len(want) > 0
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(got, want, strict=True))
     assert worst <= atol, f"{run_dir} vs {reference}: max abs weight difference {worst:.3g} > {atol}"
+    ours, theirs = done(run_dir), done(reference)  # every rank of both runs: one digest
+    assert ours["world_size"] == theirs["world_size"] == 2 and ours["step"] == STEPS
+    if atol == 0.0:
+        assert ours["weights_sha256"] == theirs["weights_sha256"]
+
+
+def done(run_dir: Path) -> dict:
+    """The run's last metrics record: ``{"event": "done", "step", "world_size", "weights_sha256", ...}``,
+    written after every rank's final weights were hashed and found identical."""
+    last = RunDir(run_dir).read_metrics()[-1]
+    assert last["event"] == "done", last
+    return last
 
 
 def train_steps(run_dir: Path) -> list[int]:

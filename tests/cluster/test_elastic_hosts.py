@@ -123,6 +123,7 @@ def test_a_host_dies_and_the_job_finishes_on_the_other(ssh_hosts, data, launch_e
     final = read_state(latest_checkpoint(RunDir(run_dir).checkpoint_dir))
     assert final["step"] == runs.STEPS and final["world_size"] == 1
     assert runs.final_weights(run_dir)  # the one remaining rank saved its final weights
+    assert runs.done(run_dir)["world_size"] == 1 and "final weights identical on 1 ranks (sha256 " in text
 
 
 def test_sigterm_stops_every_rank_and_exits_143(ssh_hosts, data, launch_env, tmp_path):
