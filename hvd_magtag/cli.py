@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from hvd_magtag import console
 from hvd_magtag.errors import ConfigError, DataError, HvdMagtagError, RunDirError
 
 #: Exit codes of the command-line tools; the numbers of 2-4 are the error classes' own (hvd_magtag.errors).
@@ -73,7 +74,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         parsed, extra = super().parse_known_args(args, namespace)
-        from hvd_magtag import console
 
         console.quiet_startup(True if getattr(parsed, "verbose", False) else None)  # before TensorFlow loads
         return parsed, extra
@@ -104,7 +104,6 @@ def run_cli(
     Our errors become one ``error: ...`` line on rank 0 and their exit code (:func:`exit_code`); with
     ``debug``, or for any other exception, the exception propagates (traceback, exit code 1). TensorFlow's
     start-up chatter is off first (:func:`hvd_magtag.console.quiet_startup`, unless ``--verbose``)."""
-    from hvd_magtag import console
 
     console.quiet_startup()
     logging.basicConfig(level=log_level, format=log_format)

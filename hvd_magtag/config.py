@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from hvd_magtag import fsutil, schedules
+import yaml
+
+from hvd_magtag import fsutil, resources, schedules
 from hvd_magtag.errors import ConfigError
 from hvd_magtag.models.registry import get_entry
 
@@ -215,7 +217,6 @@ class Experiment:
     @classmethod
     def load(cls, path: str | Path) -> Experiment:
         """From a YAML or JSON file, or a packaged config by name (``demo``: :func:`hvd_magtag.resources.config`)."""
-        from hvd_magtag import resources
 
         if not Path(path).expanduser().is_file():
             try:
@@ -252,7 +253,6 @@ class Experiment:
 
         Like :meth:`load`, it converts each value to its option's type (ConfigError naming the source);
         the choices and the rules between options are :meth:`validate`'s, once the tree is complete."""
-        import yaml
 
         for item in assignments:
             if "=" not in item:

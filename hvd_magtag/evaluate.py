@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from hvd_magtag import cli, fsutil, metrics
+from hvd_magtag import cli, distributed, fsutil, metrics
 from hvd_magtag.config import parse_windows
 from hvd_magtag.errors import ConfigError
+from hvd_magtag.pretrained import resolve_model
+from hvd_magtag.rundir import RunDir
 
 
 def predict_clips(
@@ -38,7 +40,6 @@ def predict_clips(
     """
     import tensorflow as tf
 
-    from hvd_magtag import distributed
     from hvd_magtag.data import pipeline
 
     if predict_fn is None:
@@ -61,7 +62,6 @@ def predict_clips(
 def score_split(model, clips, tags, spec, *, windows, batch_size, manifest, ctx, predict_fn=None):
     """``(metrics.tag_aucs result + "loss" (clip-level binary cross-entropy), clip scores)`` on rank 0,
     broadcast to every rank (scores stay None off rank 0). Collective."""
-    from hvd_magtag import distributed
 
     scores = predict_clips(
         model,
@@ -100,7 +100,6 @@ def load_split(run, data_cfg, split: str):
     """(clips of ``split``, manifest) for a run's dataset, checking the vocabulary matches the run's.
     Rank 0 validates the files (the manifest is cached beside the data), every rank receives the result.
     Collective."""
-    from hvd_magtag import distributed
     from hvd_magtag.data import load_catalog
     from hvd_magtag.data.manifest import validate
 
@@ -119,10 +118,7 @@ def load_split(run, data_cfg, split: str):
 
 def evaluate(run_dir, *, split="test", windows=None, weights="best", batch_size=None, data_root=None):
     """Evaluate ``run_dir`` (collective under horovodrun); returns the result dict on every rank."""
-    from hvd_magtag import distributed
     from hvd_magtag.models.weights import load_weights
-    from hvd_magtag.pretrained import resolve_model
-    from hvd_magtag.rundir import RunDir
 
     run = RunDir(resolve_model(run_dir))  # a run directory or a pretrained name (MTT_musicnn)
     model_name = run.info["model"]  # "not a run directory" before anything else

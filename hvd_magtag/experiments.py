@@ -23,6 +23,7 @@ recorded (``status.json``) and the batch goes on. The notebook launches ``horovo
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import logging
@@ -35,8 +36,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from hvd_magtag import cli, jobs, resources
 from hvd_magtag.errors import ConfigError
+from hvd_magtag.models import get_entry
+from hvd_magtag.rundir import RunDir, RunDirError
 
 log = logging.getLogger("hvd_magtag.experiments")
 
@@ -144,7 +149,6 @@ def run_logged(cmd: list[str], log_path: str | Path, *, timeout: float | None = 
 # -- grids ---------------------------------------------------------------------------------------------
 def load_grid(path: str | Path) -> tuple[Path, list[dict[str, Any]]]:
     """(notebook path, list of parameter dicts) from a grid YAML file or a packaged grid's name."""
-    import yaml
 
     try:
         path = resources.grid(path)
@@ -228,10 +232,6 @@ def validate_parameters(notebook: Path, points: list[dict[str, Any]]) -> None:
 
 def _check_models(notebook: Path, declared: dict[str, Any], points: list[dict[str, Any]]) -> None:
     """Every point's model name and overrides are the registry's (a typo fails the batch before it starts)."""
-    import ast
-
-    from hvd_magtag.config import ConfigError
-    from hvd_magtag.models import get_entry
 
     default = declared.get("model", {}).get("default")
     default_model = ast.literal_eval(default) if default else None
@@ -325,7 +325,6 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
 
     A path that does not exist is an :class:`ExperimentError`; one that holds no run directory a
     :class:`~hvd_magtag.rundir.RunDirError` naming it (exit code 4), never an empty table."""
-    from hvd_magtag.rundir import RunDirError
 
     found: dict[Path, None] = {}
     for p in map(Path, paths):
@@ -355,7 +354,6 @@ def _best_validation(metrics: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_row(path: Path) -> dict[str, Any]:
     """One results-table row for a run directory (missing pieces are left empty, never invented)."""
-    from hvd_magtag.rundir import RunDir
 
     run = RunDir(path)
     row: dict[str, Any] = {"run": path.name, "path": str(path)}
@@ -477,8 +475,6 @@ def learning_curves(run_dir: str | Path) -> dict[str, Any]:
     """``{"train": DataFrame(step, loss, ...), "valid": DataFrame(step, roc_auc, pr_auc, ...)}`` from metrics.jsonl."""
     import pandas as pd
 
-    from hvd_magtag.rundir import RunDir
-
     frame = pd.DataFrame(RunDir(run_dir).read_metrics())
     out = {}
     for event in ("train", "valid"):
@@ -491,8 +487,6 @@ def per_tag_frame(runs: list, split: str = "test"):
     """Per-tag ROC-AUC / PR-AUC of several runs: DataFrame indexed by tag, columns (run name, metric)."""
     import pandas as pd
 
-    from hvd_magtag.rundir import RunDir
-
     frames = {}
     for run in runs:
         run = run if isinstance(run, RunDir) else RunDir(run)
@@ -504,8 +498,6 @@ def per_tag_frame(runs: list, split: str = "test"):
 def load_predictions(run, split: str = "test") -> tuple[Any, Any, list[str]]:
     """(labels [n_clips, n_tags], clip scores [n_clips, n_tags], tags) saved by ``hvd_magtag.evaluate``."""
     import numpy as np
-
-    from hvd_magtag.rundir import RunDir
 
     run = run if isinstance(run, RunDir) else RunDir(run)
     path = run.path / f"predictions_{split}.npz"

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from hvd_magtag import cli, fsutil
 from hvd_magtag.errors import ExportError
+from hvd_magtag.pretrained import resolve_model
+from hvd_magtag.rundir import RunDir
 
 __all__ = ["SAVED_MODEL_FILE", "ExportError", "export_run", "is_export_dir", "main"]
 
@@ -29,8 +31,6 @@ def export_run(run_dir: str | Path, weights: str = "best", out: str | Path | Non
 
     Writes ``out`` (default ``RUN_DIR/export``; replaced if present) and returns its path.
     """
-    from hvd_magtag.pretrained import resolve_model
-    from hvd_magtag.rundir import RunDir
 
     run = RunDir(resolve_model(run_dir))
     if not run.path.is_dir():

@@ -48,6 +48,7 @@ from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
+from python_speech_features import logfbank as psf_logfbank
 
 from hvd_magtag.models.registry import FbankSpec, ModelSpec
 
@@ -239,7 +240,6 @@ def reference_logfbank(signal: np.ndarray, fbank: FbankSpec, sample_rate: int) -
     The librosa recipe has no reference in the install requirements: :func:`logfbank` computes it."""
     if fbank.filters != "psf" or fbank.window_fn != "rect" or fbank.center or fbank.log != "ln":
         return logfbank(tf.constant(np.asarray(signal, np.float32)), fbank, sample_rate).numpy()
-    from python_speech_features import logfbank as psf_logfbank
 
     return psf_logfbank(
         np.asarray(signal, np.float64),

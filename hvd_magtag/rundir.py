@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from hvd_magtag import fsutil
+from hvd_magtag.config import Experiment
 from hvd_magtag.errors import RunDirError
+from hvd_magtag.models.registry import ModelSpec, create_model
 
 
 class RunDir:
@@ -57,7 +59,6 @@ class RunDir:
 
     @property
     def config(self):
-        from hvd_magtag.config import Experiment
 
         return Experiment.load(self.config_path)
 
@@ -67,13 +68,11 @@ class RunDir:
 
     @property
     def spec(self):
-        from hvd_magtag.models.registry import ModelSpec
 
         return ModelSpec.from_dict(self.info["spec"])
 
     def build_model(self):
         """The run's architecture, freshly initialised (no weights loaded)."""
-        from hvd_magtag.models.registry import create_model
 
         info = self.info
         return create_model(info["model"], n_tags=len(info["tags"]), **info.get("overrides", {}))

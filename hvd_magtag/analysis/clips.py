@@ -11,6 +11,7 @@ from scipy.io import wavfile
 
 from hvd_magtag import audio
 from hvd_magtag.analysis.introspect import AnalysisError
+from hvd_magtag.data import load_catalog
 
 
 def _file_rate(path: Path) -> int:
@@ -48,7 +49,6 @@ def resolve_clip(run, clip: str) -> Path:
         raise AnalysisError(
             f"--clip {clip!r}: no such file, and {run.config_path} is missing so clip ids cannot be looked up"
         )
-    from hvd_magtag.data import load_catalog
 
     catalog = load_catalog(run.config.data)
     for c in catalog.clips:

@@ -34,6 +34,8 @@ from hvd_magtag.analysis.stats import (
     dominant_frequency_1d,
     dominant_frequency_2d,
 )
+from hvd_magtag.pretrained import resolve_model
+from hvd_magtag.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +190,6 @@ def run_featuremaps(
     (``python -m hvd_magtag.analysis filters``, in ``RUN_DIR/analysis/filters``) are shown beside its layers
     when present; ``with_filters`` computes them first (on this clip).
     """
-    from hvd_magtag.pretrained import resolve_model
-    from hvd_magtag.rundir import RunDir
 
     runs = [RunDir(resolve_model(p)) for p in run_dirs]
     src = resolve_clip(runs[0], clip)

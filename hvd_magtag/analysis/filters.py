@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import welch
 
 from hvd_magtag.analysis import plots
 from hvd_magtag.analysis.clips import load_audio, resolve_clip
@@ -56,6 +57,8 @@ from hvd_magtag.analysis.introspect import (
     encoder_of,
 )
 from hvd_magtag.analysis.sonify import mel_centres_hz, onto_mel_bands
+from hvd_magtag.pretrained import resolve_model
+from hvd_magtag.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +131,6 @@ def peak_frequencies(freqs_hz: np.ndarray, mag: np.ndarray) -> np.ndarray:
 # -- (2) map spectra -----------------------------------------------------------------------------------------
 def map_spectrum(maps: np.ndarray, rate_hz: float, nperseg: int) -> tuple[np.ndarray, np.ndarray]:
     """Magnitude spectrum of each channel of ``maps`` [time, channels]: (freqs_hz [F], sqrt(PSD) [channels, F])."""
-    from scipy.signal import welch
 
     freqs, psd = welch(maps, fs=rate_hz, nperseg=nperseg, axis=0, detrend="constant")
     return freqs, np.sqrt(psd).T
@@ -391,11 +393,9 @@ def run_filters(
     ``transfer/<layer>.*``, ``transfer_overview.*`` (1-D models) or ``profiles/<layer>.*``,
     ``profile_transfer/<layer>.*`` (2-D models), and ``index.md`` listing them.
     """
-    from hvd_magtag.rundir import RunDir
 
     if axis not in plots.AXES:
         raise AnalysisError(f"--axis must be one of {', '.join(plots.AXES)}, got {axis!r}")
-    from hvd_magtag.pretrained import resolve_model
 
     run = RunDir(resolve_model(run_dir))
     model = run.load_model(which)

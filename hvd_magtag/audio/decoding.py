@@ -9,16 +9,22 @@ The decoders per format are listed in :mod:`hvd_magtag.audio.formats`.
 
 from __future__ import annotations
 
-import tensorflow as tf
+import os
 
-from hvd_magtag.audio.formats import GRAPH_DECODERS, GRAPH_NAMES, PYTHON_DECODERS
+import av
+import numpy as np
+import soundfile as sf
+import tensorflow as tf
+import tensorflow_io as tfio
+
+from hvd_magtag.audio.containers import encrypted_mp4
+from hvd_magtag.audio.formats import BY_SUFFIX, GRAPH_DECODERS, GRAPH_NAMES, PYTHON_DECODERS
 from hvd_magtag.audio.resampling import resample
 
 _INT16_SCALE = 32768.0  # full scale of 16-bit PCM
 
 
 def _decode_mp3(contents: tf.Tensor) -> tf.Tensor:
-    import tensorflow_io as tfio
 
     return tfio.audio.decode_mp3(contents)
 
@@ -28,13 +34,11 @@ def _decode_wav(contents: tf.Tensor) -> tf.Tensor:
 
 
 def _decode_flac(contents: tf.Tensor) -> tf.Tensor:
-    import tensorflow_io as tfio
 
     return tf.cast(tfio.audio.decode_flac(contents, dtype=tf.int16), tf.float32) / _INT16_SCALE
 
 
 def _decode_ogg(contents: tf.Tensor) -> tf.Tensor:
-    import tensorflow_io as tfio
 
     return tfio.audio.decode_vorbis(contents)
 
@@ -114,11 +118,9 @@ class DecodeError(ValueError):
 
 def python_decoder(path: str, decoder: str | None = None) -> str:
     """The Python decoder for ``path``: ``decoder`` when given, else its format's (``formats.TABLE``)."""
-    from hvd_magtag.audio.formats import BY_SUFFIX
 
     if decoder in ("soundfile", "av"):
         return decoder
-    import os
 
     entry = BY_SUFFIX.get(os.path.splitext(str(path))[1].lower())
     if entry is None:
@@ -134,7 +136,6 @@ def decode_file(path, decoder: str | None = None):
     samples are kept as they are. Raises :class:`DecodeError` (one line) for a file it cannot use:
     undecodable bytes, no audio stream, encrypted (DRM) audio, a sample rate that changes mid-stream.
     """
-    import numpy as np
 
     rate, _, _, blocks = stream_file(path, 1 << 18, decoder)
     parts = list(blocks)
@@ -153,7 +154,6 @@ def stream_file(path, block_frames: int, decoder: str | None = None):
 
 
 def _stream_soundfile(path: str, block_frames: int):
-    import soundfile as sf
 
     try:
         handle = sf.SoundFile(path)
@@ -181,10 +181,6 @@ def _sndfile_reason(e: Exception) -> str:
 
 
 def _stream_av(path: str, block_frames: int):
-    import av
-    import numpy as np
-
-    from hvd_magtag.audio.containers import encrypted_mp4
 
     if path.lower().endswith((".m4a", ".mp4", ".m4b")):
         with open(path, "rb") as handle:

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from hvd_magtag import audio
+from hvd_magtag.audio.formats import BY_NAME
 from hvd_magtag.config import parse_windows
 from hvd_magtag.data.catalog import Clip
 from hvd_magtag.features import features_for, hop_alignment
@@ -67,7 +68,6 @@ def file_formats(clips: Sequence[Clip], manifest: Any = None) -> list[str]:
     ``audio.decode_python``). The manifest's choice for that file when it has one (``Manifest.decoder``:
     the graph decoder when it takes the file, e.g. not a 24-bit WAV), else from the suffix (the format's
     graph decoder, or its Python one when it has none: :mod:`hvd_magtag.audio.formats`)."""
-    from hvd_magtag.audio.formats import BY_NAME
 
     chosen = getattr(manifest, "decoder", None)
     named = getattr(manifest, "format", None)  # a manifest that only sniffed the format (no decoder)

@@ -53,7 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from hvd_magtag import cli, fsutil
+from hvd_magtag import cli, fsutil, locations
 from hvd_magtag.audio.containers import (  # noqa: F401 (re-exported)
     STRUCTURE_CHECKS,
     check_flac,
@@ -62,7 +62,9 @@ from hvd_magtag.audio.containers import (  # noqa: F401 (re-exported)
     file_problem,
     sniff_format,
 )
+from hvd_magtag.audio.formats import AUDIO_SUFFIXES, BY_SUFFIX
 from hvd_magtag.audio.mpeg import Mp3Layout, _mp3_frame, check_mp3, mp3_layout  # noqa: F401 (re-exported)
+from hvd_magtag.config import DataConfig
 from hvd_magtag.data.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -200,7 +202,6 @@ def inspect_file(path: str | Path) -> FileInfo:
     The decoder recorded is the first that decodes the whole file without error: the format's in-graph
     decoder (``hvd_magtag.audio.decode``, exactly what the pipeline runs), else its Python decoder
     (``hvd_magtag.audio.decode_file``); a file neither decodes is bad with the reason of the last one."""
-    from hvd_magtag.audio.formats import AUDIO_SUFFIXES, BY_SUFFIX
 
     path = str(path)
     try:
@@ -353,7 +354,6 @@ def scan(paths: Iterable[str], workers: int | None = None) -> dict[str, FileInfo
 
 
 def _default_cache_dir() -> Path:
-    from hvd_magtag import locations
 
     return locations.cache_dir("manifests")
 
@@ -499,7 +499,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate_command(args) -> None:
-    from hvd_magtag.config import DataConfig
     from hvd_magtag.data import load_catalog
 
     data_cfg = DataConfig(

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hvd_magtag import locations
 from hvd_magtag.errors import ConfigError
 
 
@@ -75,7 +76,6 @@ def lookup(name: str) -> Pretrained | None:
 
 def cache_root() -> Path:
     """Folder of imported models: ``locations.cache_dir("pretrained")``."""
-    from hvd_magtag import locations
 
     return locations.cache_dir("pretrained")
 

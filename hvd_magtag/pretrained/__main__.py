@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from hvd_magtag import cli
+from hvd_magtag.pretrained import PRETRAINED, cache_root, import_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _list() -> None:
-    from hvd_magtag.pretrained import PRETRAINED, cache_root
 
     for entry in PRETRAINED.values():
         print(f"{entry.key:22s} {entry.architecture:12s} {entry.licence:4s} {entry.trained_on}")
@@ -42,7 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         _list()
         return 0
-    from hvd_magtag.pretrained import import_model
 
     return cli.run_cli(
         lambda: print(import_model(args.name, args.out, force=args.force, export=not args.no_export)),

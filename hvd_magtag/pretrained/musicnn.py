@@ -26,7 +26,9 @@ defaults (momentum 0.99, epsilon 1e-3) match ``keras.layers.BatchNormalization``
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.metadata as md
 import importlib.util
 import json
 import os
@@ -39,8 +41,12 @@ from typing import Any
 
 import numpy as np
 
+from hvd_magtag.config import Experiment
+from hvd_magtag.models import musicnn as arch
 from hvd_magtag.models.names import EMBEDDING_LAYER, OUTPUT_LAYER
+from hvd_magtag.models.registry import create_model
 from hvd_magtag.pretrained import MUSICNN_INSTALL, Pretrained, PretrainedError
+from hvd_magtag.rundir import RunDir
 
 #: Checkpoint variables that are optimizer state, skipped by rule (regular expressions on the full name).
 IGNORED_VARIABLES = (r".*/Adam(_\d+)?", r"beta1_power", r"beta2_power", r"global_step")
@@ -87,7 +93,6 @@ def read_checkpoint(folder: Path) -> dict[str, np.ndarray]:
 def labels(entry: Pretrained) -> list[str]:
     """The model's tag list, from ``musicnn/configuration.py`` (read as text: importing it is harmless but
     musicnn's package code is never imported here)."""
-    import ast
 
     source = (package_folder() / "configuration.py").read_text()
     for node in ast.parse(source).body:
@@ -100,7 +105,6 @@ def labels(entry: Pretrained) -> list[str]:
 
 def layer_plan(architecture: str) -> list[tuple[str, str]]:
     """(TF1 kind or ``=scope``, Keras layer name) in the order musicnn's code creates its layers."""
-    from hvd_magtag.models import musicnn as arch
 
     bn = "batch_normalization"
     plan = [(bn, "input_bn")]
@@ -206,9 +210,6 @@ def _sha256(path: Path) -> str:
 
 def build(entry: Pretrained):
     """(Keras model with the checkpoint's weights, tags, provenance dict)."""
-    import importlib.metadata as md
-
-    from hvd_magtag.models.registry import create_model
 
     folder = checkpoint_folder(entry)
     tags = labels(entry)
@@ -234,8 +235,6 @@ def build(entry: Pretrained):
 
 def import_run(entry: Pretrained, target: Path, *, force: bool = False, export: bool = True) -> Path:
     """Write the run directory for ``entry`` at ``target`` (atomically: built beside it, then renamed)."""
-    from hvd_magtag.config import Experiment
-    from hvd_magtag.rundir import RunDir
 
     existing = RunDir(target)
     if existing.exists() and not force:

@@ -11,6 +11,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from hvd_magtag.pretrained import resolve_model
+
 
 @lru_cache(maxsize=4)
 def _cached_tagger(path: str, weights: str):
@@ -24,7 +26,6 @@ def get_tagger(model, weights: str = "best"):
     directory, export folder or pretrained name such as ``MTT_musicnn``) is loaded once per process and reused."""
     if not isinstance(model, (str, os.PathLike)):
         return model
-    from hvd_magtag.pretrained import resolve_model
 
     return _cached_tagger(str(resolve_model(model)), weights)
 

@@ -19,8 +19,9 @@ import os
 import sys
 from pathlib import Path
 
-from hvd_magtag import cli, fsutil
+from hvd_magtag import cli, distributed, fsutil
 from hvd_magtag.errors import ConfigError, DataError, RunDirError
+from hvd_magtag.pretrained import lookup, resolve_model
 from hvd_magtag.tag.inputs import audio_files, extensions
 from hvd_magtag.tag.library import COMMIT_FILES
 from hvd_magtag.tag.model import MODEL_NOT_FOUND, PRECISIONS
@@ -96,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    from hvd_magtag.pretrained import lookup, resolve_model
 
     model = Path(args.model).expanduser().resolve()
     if not model.exists():
@@ -108,7 +108,6 @@ def _command(args: argparse.Namespace) -> int:
     files, any_folder = audio_files(args.inputs)
     if not files:
         raise DataError(f"no audio files ({', '.join(extensions())}) found in {' '.join(args.inputs)}")
-    from hvd_magtag import distributed  # thread pools are set before TensorFlow starts
     from hvd_magtag.tag.tagger import Tagger
 
     ctx = distributed.init(threads=args.threads)
@@ -136,7 +135,6 @@ def _command(args: argparse.Namespace) -> int:
 
 def _library(args: argparse.Namespace, model: Path) -> int:
     """``--out DIR``: the (multi-rank) library job of :mod:`hvd_magtag.tag.library`."""
-    from hvd_magtag import distributed  # thread pools are set before TensorFlow starts
     from hvd_magtag.tag import library
     from hvd_magtag.tag.tagger import Tagger
 

@@ -6,13 +6,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from hvd_magtag.audio import FORMATS
+
 
 def audio_files(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], bool]:
     """Expand files and folders (recursively, sorted; extensions of ``audio.FORMATS``) into a file list.
 
     Returns (files, any_folder). Paths given explicitly are kept even when missing or of another
     extension, so that they are reported as failures by name."""
-    from hvd_magtag.audio import FORMATS  # imports TensorFlow: not needed for --help or a missing model
 
     files: list[Path] = []
     any_folder = False
@@ -29,6 +30,5 @@ def audio_files(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], bool]:
 
 def extensions() -> list[str]:
     """The audio file extensions that are tagged, sorted."""
-    from hvd_magtag.audio import FORMATS
 
     return sorted(FORMATS)

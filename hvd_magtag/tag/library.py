@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hvd_magtag import distributed
+from hvd_magtag import distributed, fsutil
+from hvd_magtag.audio import FORMATS
 from hvd_magtag.errors import DataError
 from hvd_magtag.tag.results import FileFailure, TagResult
 from hvd_magtag.tag.results_dir import ARRAYS, ResultsDir, pack_arrays, record_of
@@ -73,7 +74,6 @@ def library_files(inputs: Sequence[str | os.PathLike]) -> list[str]:
     """Files and folders -> sorted absolute paths of the audio files in them: the suffixes the tagger reads
     and any other audio type (``mimetypes``: audio/*, playlists excepted), which the manifest names
     "unsupported". Files given explicitly are kept whatever they are."""
-    from hvd_magtag.audio import FORMATS
 
     out: set[str] = set()
     for item in inputs:
@@ -328,7 +328,6 @@ def _summary(results, plan, records, ranks, started, scanned, tagged, rss, secon
             "peak_rss_mb_per_rank": [round(x, 1) for x in rss],
         },
     }
-    from hvd_magtag import fsutil
 
     fsutil.atomic_write_json(results.summary_path, summary)
     return summary

@@ -18,6 +18,7 @@ from typing import Any
 
 from hvd_magtag.errors import RunDirError
 from hvd_magtag.export import SAVED_MODEL_FILE, is_export_dir
+from hvd_magtag.pretrained import resolve_model as resolve_pretrained
 from hvd_magtag.rundir import RunDir
 
 #: Error text for a --model path that does not exist.
@@ -41,7 +42,6 @@ def resolve_model(model: str | os.PathLike) -> Path:
     """The folder a ``--model`` argument names (absolute): a path, or a pretrained name such as
     ``MTT_musicnn`` (:func:`hvd_magtag.pretrained.resolve_model`: imported on first use into the cache);
     TaggerError naming it when it does not exist."""
-    from hvd_magtag.pretrained import resolve_model as resolve_pretrained
 
     path = resolve_pretrained(model)
     if not path.exists():

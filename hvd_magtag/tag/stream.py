@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_io as tfio
 
 from hvd_magtag.audio import (
     decode_file,
@@ -38,6 +39,7 @@ from hvd_magtag.audio import (
     stream_file,
     tail_padded_windows,
 )
+from hvd_magtag.features import window_context
 from hvd_magtag.tag.model import TaggerError
 from hvd_magtag.tag.results import FileFailure
 
@@ -109,7 +111,6 @@ class Reader:
     """
 
     def __init__(self, module, spec, segment_seconds: float, whole_file_max_bytes: int, chunk_windows: int):
-        from hvd_magtag.features import window_context
 
         self.module, self.spec = module, spec
         #: samples before each window that its features read (rows are context + window samples)
@@ -160,7 +161,6 @@ class Reader:
             yield from self._stream(path)
 
     def _stream(self, path: str | os.PathLike) -> Iterator[tuple[np.ndarray, float]]:
-        import tensorflow_io as tfio
 
         if not graph_decoder(format_of(str(path))):
             yield from self._stream_python(path)

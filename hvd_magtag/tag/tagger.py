@@ -18,6 +18,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from hvd_magtag.models.registry import ModelSpec
+from hvd_magtag.models.weights import load_weights
 from hvd_magtag.rundir import RunDir
 from hvd_magtag.serving import tagging_module
 from hvd_magtag.tag import model as models
@@ -31,14 +32,13 @@ from hvd_magtag.tag.stream import (
     Reader,
     iter_tagged,
 )
+from hvd_magtag.train import build_model
 
 #: Keras dtype policy of each inference precision (:data:`hvd_magtag.tag.model.PRECISIONS`).
 _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
 def _keras_model(run: RunDir, weights: str, precision: str):
-    from hvd_magtag.models.weights import load_weights
-    from hvd_magtag.train import build_model
 
     info = run.info
     model = build_model(info["model"], len(info["tags"]), info.get("overrides", {}), _POLICIES[precision])
