@@ -236,8 +236,6 @@ class Experiment:
             except json.JSONDecodeError as e:
                 raise ConfigError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
         else:
-            import yaml
-
             try:
                 d = yaml.safe_load(text) or {}
             except yaml.YAMLError as e:

@@ -26,6 +26,7 @@ import numpy as np
 from hvd_magtag.analysis import images, page
 from hvd_magtag.analysis.clips import load_audio, resolve_clip, to_pcm16, write_wav
 from hvd_magtag.analysis.extract import feature_maps, map_extractor
+from hvd_magtag.analysis.filters import run_filters
 from hvd_magtag.analysis.introspect import AnalysisError, ConvLayerInfo
 from hvd_magtag.analysis.sonify import sonify_1d, sonify_2d
 from hvd_magtag.analysis.stats import (
@@ -215,8 +216,6 @@ def run_featuremaps(
             write_wav(out / clip_wav, np.clip(waveform, -1.0, 1.0), spec.sample_rate)
             images.input_spectrogram(out / input_png, waveform, spec.sample_rate, f"input: {src.name}")
         if with_filters:
-            from hvd_magtag.analysis.filters import run_filters
-
             run_filters(run.path, clip_args=[str(src)], which=which, tap=tap)
     title = f"Feature maps of {src.name}: " + " vs ".join(r.label for r in renders)
     rows = [row for r in renders for row in r.rows]

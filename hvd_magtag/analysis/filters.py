@@ -57,6 +57,7 @@ from hvd_magtag.analysis.introspect import (
     encoder_of,
 )
 from hvd_magtag.analysis.sonify import mel_centres_hz, onto_mel_bands
+from hvd_magtag.data import load_catalog
 from hvd_magtag.pretrained import resolve_model
 from hvd_magtag.rundir import RunDir
 
@@ -274,8 +275,6 @@ def probe_waveforms(
     if clip_args:
         paths = [resolve_clip(run, c) for c in clip_args]
     else:
-        from hvd_magtag.data import load_catalog
-
         config = run.config
         catalog = load_catalog(config.data)
         pool = catalog.split(config.eval.split) or catalog.clips

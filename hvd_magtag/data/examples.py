@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_io as tfio
 
 from hvd_magtag import audio
 from hvd_magtag.audio.formats import BY_NAME
@@ -43,8 +44,6 @@ def file_rates(clips: Sequence[Clip], manifest: Any = None) -> list[int]:
     or None (probe each file's header with tensorflow-io: slow for big datasets; validate once instead).
     """
     if manifest is None:
-        import tensorflow_io as tfio
-
         if len(clips) > 1000:
             log.warning(
                 "no manifest: probing the sample rate of %d files (run manifest.validate once)", len(clips)

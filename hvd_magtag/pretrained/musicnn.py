@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from hvd_magtag.config import Experiment
+from hvd_magtag.export import export_run
 from hvd_magtag.models import musicnn as arch
 from hvd_magtag.models.names import EMBEDDING_LAYER, OUTPUT_LAYER
 from hvd_magtag.models.registry import create_model
@@ -277,8 +278,6 @@ def import_run(entry: Pretrained, target: Path, *, force: bool = False, export: 
             }
         )
         if export:
-            from hvd_magtag.export import export_run
-
             export_run(tmp)
         if target.exists():
             shutil.rmtree(target)

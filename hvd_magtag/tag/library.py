@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from hvd_magtag import distributed, fsutil
 from hvd_magtag.audio import FORMATS
@@ -179,8 +180,6 @@ class Progress:
         self._done = threading.Event()
         self.bar = None
         if show:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=files, unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} files [{elapsed}{postfix}]")  # fmt: skip
         self.started = time.monotonic()
