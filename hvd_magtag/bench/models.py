@@ -25,6 +25,7 @@ from typing import Any
 
 from hvd_magtag.bench import row, timed
 from hvd_magtag.errors import ConfigError
+from hvd_magtag.models import create_model, list_models
 from hvd_magtag.models.names import WINDOW_ENCODER
 
 BENCH = "models"
@@ -148,8 +149,6 @@ def _rate(batch: int, mean_spread: tuple[float, float]) -> tuple[float, float]:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     import numpy as np
-
-    from hvd_magtag.models import create_model, list_models
 
     names = [n.strip() for n in args.models.split(",") if n.strip()] or list_models()
     unknown = sorted(set(names) - set(list_models()))

@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hvd_magtag import audio
 from hvd_magtag.bench import row
+from hvd_magtag.models.registry import ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,6 @@ def _clips(paths: list[str], n_tags: int = 50):
 
 
 def _spec(name: str, fallback_input: str):
-    from hvd_magtag.models.registry import ModelSpec, get_spec
 
     try:
         return get_spec(name)
@@ -164,8 +165,6 @@ def _extract_all(clips, specs: dict, rates: dict, work: Path, rows: list[dict]) 
 def _bare_decode(paths: list[str], n_used: int):
     """The ``bare decode`` case: read + decode only, ``threads`` files at a time."""
     import tensorflow as tf
-
-    from hvd_magtag import audio
 
     def make(threads: int):
         ds = tf.data.Dataset.from_tensor_slices(paths[:n_used])

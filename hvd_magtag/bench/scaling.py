@@ -42,7 +42,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hvd_magtag import distributed, jobs
 from hvd_magtag.bench import row
+from hvd_magtag.config import PRECISIONS, TrainConfig, check_choice
 from hvd_magtag.errors import ConfigError, HvdMagtagError
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,6 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         s["allreduce_iters"] = 3
     if s["np"] < 2:
         raise ConfigError(f"--np {s['np']}: the scaled job needs at least 2 ranks")
-    from hvd_magtag.config import PRECISIONS, check_choice
 
     check_choice(s["precision"], PRECISIONS, "--precision")
     if s["repeats"] < 1:
@@ -117,8 +118,6 @@ def _allreduce_rows(model, ctx, iters: int) -> list[dict]:
     """Latency/bandwidth of allreducing one gradient-shaped tensor per trainable variable, per compression."""
     import numpy as np
     import tensorflow as tf
-
-    from hvd_magtag import distributed
 
     hvd = distributed.hvd_module()
     rng = np.random.default_rng(ctx.rank)
@@ -161,14 +160,12 @@ def _allreduce_rows(model, ctx, iters: int) -> list[dict]:
 
 def worker(s: dict[str, Any], result: Path) -> None:
     """One rank: time training steps (and allreduces when size > 1); rank 0 writes ``result`` (JSON)."""
-    from hvd_magtag import distributed
 
     ctx = distributed.init(threads=s["threads"])
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from hvd_magtag.config import TrainConfig
     from hvd_magtag.train import build_model, make_optimizer, make_train_step
 
     keras.utils.set_random_seed(0)
@@ -208,7 +205,6 @@ def worker(s: dict[str, Any], result: Path) -> None:
 
 def launch(np_ranks: int, s: dict[str, Any], work: Path) -> dict[str, Any]:
     """Run the worker as ``horovodrun -np np_ranks`` (:mod:`hvd_magtag.jobs`); its rank-0 JSON result."""
-    from hvd_magtag import jobs
 
     try:
         launcher = jobs.horovodrun(np_ranks, gloo=s["controller"] == "gloo")

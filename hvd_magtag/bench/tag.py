@@ -33,15 +33,24 @@ Wall-clock means over ``--iters`` runs after one warm-up. On a shared CPU the nu
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from hvd_magtag import distributed, jobs
+from hvd_magtag.audio import format_of
 from hvd_magtag.bench import row, timed
+from hvd_magtag.config import Experiment
+from hvd_magtag.demo import DEMO_CONFIG_NAME
+from hvd_magtag.models.registry import create_model
+from hvd_magtag.pretrained import MUSICNN_INSTALL
+from hvd_magtag.rundir import RunDir
 
 BENCH = "tag"
 #: length (s) of the clips whose throughput is reported (an MTAT clip is ~29 s)
@@ -77,10 +86,6 @@ def musicnn_top_tags(files: list, model_path: Path) -> float:
     librosa features, its TF1 graph rebuilt per file) with the released model ``model_path`` was imported from
     (``python -m hvd_magtag.pretrained import musicnn:NAME``), in a fresh interpreter with
     ``TF_USE_LEGACY_KERAS=1``."""
-    import importlib.util
-
-    from hvd_magtag.pretrained import MUSICNN_INSTALL
-    from hvd_magtag.rundir import RunDir
 
     source = (RunDir(model_path).info.get("pretrained") or {}).get("source", "")
     if not source.startswith("musicnn:"):
@@ -181,11 +186,7 @@ def _encoded(samples, rate: int) -> bytes:
 
 def demo_run(folder: Path) -> tuple[Path, str]:
     """A run directory with a freshly initialised model at the demo's settings; returns (path, description)."""
-    from hvd_magtag.config import Experiment
     from hvd_magtag.data.mtat import load_top50_tags
-    from hvd_magtag.demo import DEMO_CONFIG_NAME
-    from hvd_magtag.models.registry import create_model
-    from hvd_magtag.rundir import RunDir
 
     model_cfg = Experiment.load(DEMO_CONFIG_NAME).model
     tags = load_top50_tags()
@@ -224,7 +225,6 @@ class RssSampler:
             self.peak_mb = max(self.peak_mb, self._rss_mb())
 
     def __enter__(self) -> RssSampler:
-        import threading
 
         self.start_mb = self.peak_mb = self._rss_mb()
         self._done = threading.Event()
@@ -243,12 +243,10 @@ def measure_rss(model: str, files: list[str], whole_last: bool = True) -> dict:
     and, if ``whole_last``, the last file again with the exported ``from_bytes`` (whole file in one graph
     call: the contrast to streaming). Returns the RSS (MB) after loading and the peak RSS during each step
     (:class:`RssSampler`). Run it in a fresh process (see ``run``) so nothing else inflates the numbers."""
-    import time
 
     import numpy as np
 
-    from hvd_magtag.audio import format_of
-    from hvd_magtag.tag import Tagger
+    from hvd_magtag.tag import Tagger  # TensorFlow: --help and option errors answer without it
 
     tagger = Tagger(model)
     tagger.predict_windows(np.zeros((1, tagger.window_samples), np.float32))  # trace the graph
@@ -283,7 +281,6 @@ def measure_rss(model: str, files: list[str], whole_last: bool = True) -> dict:
 
 def _timed_cpu(fn, iters: int) -> tuple[float, float, float]:
     """(mean wall s, spread, CPU s of this process per call) of ``fn`` after one warm-up (tracing) call."""
-    import time
 
     fn()
     c0 = time.process_time()
@@ -345,7 +342,7 @@ def _clip_rows(tagger, files: list, case: str, model_rate: tuple, args, common: 
 
 def _bf16_agreement(fp32, bf16, rates: dict, common: dict) -> dict:
     """Largest |bfloat16 - float32| window probability on a music-like clip (and the speed ratio)."""
-    from hvd_magtag.audio import tail_padded_windows
+    from hvd_magtag.audio import tail_padded_windows  # TensorFlow: not for --help
 
     windows = tail_padded_windows(
         music_like(CLIP_SECONDS, fp32.spec.sample_rate, 1, seed=99)[:, 0],
@@ -409,7 +406,6 @@ def scaling_rows(model_path: Path, tmp: Path, n_files: int, common: dict) -> lis
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    from hvd_magtag.tag import Tagger
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="hvd_magtag_bench_tag_") as tmp_name:
@@ -418,6 +414,8 @@ def run(args: argparse.Namespace) -> list[dict]:
             model_path, model_desc = Path(args.model).expanduser().resolve(), str(args.model)
         else:
             model_path, model_desc = demo_run(tmp)
+        from hvd_magtag.tag import Tagger  # TensorFlow: --help and option errors answer without it
+
         tagger = Tagger(model_path, precision=args.precision)
         precisions = {args.precision: tagger}
         if tagger.backend == "keras" and args.precision == "float32":

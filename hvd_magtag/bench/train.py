@@ -44,9 +44,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from hvd_magtag import distributed
 from hvd_magtag.bench import row
+from hvd_magtag.bench.models import model_flops
 from hvd_magtag.bench.pipeline import CLIP_SECONDS
+from hvd_magtag.config import TrainConfig
 from hvd_magtag.errors import ConfigError
+from hvd_magtag.models.raw import SAMPLECNN_FRAME_CHANNELS, SAMPLECNN_TOP_CHANNELS, samplecnn_block_channels
+from hvd_magtag.models.registry import get_spec
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +181,6 @@ def build_variant(s: SimpleNamespace, variant: str):
     """(model, train_step) of the registry model under ``variant``'s dtype policy and jit setting, built as
     :func:`hvd_magtag.train.train` builds them (:func:`~hvd_magtag.train.build_model` with
     ``train.precision``, SGD Nesterov, default TrainConfig otherwise)."""
-    from hvd_magtag.config import TrainConfig
     from hvd_magtag.train import build_model, make_optimizer, make_train_step
 
     precision, jit = VARIANTS[variant]
@@ -194,11 +198,6 @@ def reference_samplecnn(spec, n_tags: int, m: int, n: int, width: float):
     from keras import layers
 
     from hvd_magtag.models.blocks import scaled
-    from hvd_magtag.models.raw import (
-        SAMPLECNN_FRAME_CHANNELS,
-        SAMPLECNN_TOP_CHANNELS,
-        samplecnn_block_channels,
-    )
 
     inputs = keras.Input(shape=(spec.window,))
     x = layers.Reshape((spec.window, 1))(inputs)
@@ -269,8 +268,6 @@ def random_batch(spec, batch: int, n_tags: int, seed: int = 0):
 
 def step_rows(s: SimpleNamespace) -> list[dict]:
     """Matmul peak, reference step and hvd_magtag variants, interleaved."""
-    from hvd_magtag.bench.models import model_flops
-    from hvd_magtag.models.registry import get_spec
 
     rows: list[dict] = []
     matmul, matmul_flops = matmul_case(s.matmul_size)
@@ -424,7 +421,6 @@ def _eval_cases(s: SimpleNamespace, model, spec, clips, manifest, ctx) -> dict[s
 
 def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
     """``--feed-variant`` trained from in-memory windows vs from mp3 through the pipeline; eval throughput."""
-    from hvd_magtag import distributed
     from hvd_magtag.data.manifest import Manifest, scan
 
     ctx = distributed.init()  # already done by run(): returns the same context
@@ -484,7 +480,6 @@ def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from hvd_magtag import distributed
 
     s = _settings(args)
     distributed.init()  # the thread budget train.py uses; before any TensorFlow op

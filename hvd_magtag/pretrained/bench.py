@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 from hvd_magtag.pretrained import lookup
-from hvd_magtag.tag import Tagger
 
 CLIP_SECONDS = 30
 SOURCE_RATE = 44100
@@ -112,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_musicnn."))
     files = make_files(args.clips, out / "mp3", args.files)
+
+    from hvd_magtag.tag import Tagger  # TensorFlow: --help and option errors answer without it
 
     entry = lookup(args.model)
     if entry is None:
