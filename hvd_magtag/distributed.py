@@ -438,9 +438,10 @@ class _Sharing:
         return True
 
 
-class SharedState(_Sharing):
+class SharedState(_Sharing, LocalElasticState):
     """:func:`shared_state` without elastic membership: ``sync`` as documented there; ``commit``, ``save``,
-    ``restore`` and ``check_host_updates`` do nothing, reset callbacks are kept but never called."""
+    ``restore`` and ``check_host_updates`` do nothing, reset callbacks are kept but never called (the
+    no-ops of :class:`LocalElasticState`)."""
 
     def __init__(self, variables, share, join, catch, **attributes: Any) -> None:
         self._init_sharing(variables, share, join, catch)
@@ -453,21 +454,6 @@ class SharedState(_Sharing):
         broadcast_variables(self._variables_fn())
         values = broadcast_object({name: getattr(self, name) for name in self._attributes})
         self.__dict__.update(values)
-
-    def commit(self) -> None:
-        pass
-
-    def save(self) -> None:
-        pass
-
-    def restore(self) -> None:
-        pass
-
-    def check_host_updates(self) -> None:
-        pass
-
-    def register_reset_callbacks(self, callbacks) -> None:
-        self._reset_callbacks.extend(callbacks)
 
 
 def elastic_run(fn):

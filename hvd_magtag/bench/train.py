@@ -459,24 +459,6 @@ def feed_rows(s: SimpleNamespace, work: Path) -> list[dict]:
                             target=TARGET_MP3_VS_MEMORY, meets_target=bool(ratio >= TARGET_MP3_VS_MEMORY),
                             **extra))  # fmt: skip
     return rows
-    log.info("timing %s (warm-up %d, %d rounds)", ", ".join(cases), s.warmup, s.iters)
-    timings = interleaved(cases, warmup=s.warmup, iters=s.iters)
-    for name, (mean, spread, load) in timings.items():
-        if name.startswith("fed"):
-            rate, rate_spread = _rate(s.batch, mean, spread)
-            rows.append(row(BENCH, name, "train throughput", rate, "samples/s", rate_spread, load1=load,
-                            **extra))  # fmt: skip
-        else:
-            rate, rate_spread = _rate(s.eval_clips, mean, spread)
-            rows.append(row(BENCH, f"{name}, {s.eval_windows} windows/clip", "eval throughput", rate,
-                            "clips/s", rate_spread, load1=load, windows=s.eval_windows, **extra))  # fmt: skip
-    for source in ("mp3", "whole mp3 decodes", "tfrecord (raw)"):
-        if f"fed from {source}" in timings:
-            ratio = timings["fed from memory"][0] / timings[f"fed from {source}"][0]
-            rows.append(row(BENCH, f"fed from {source} / fed from memory", "ratio", ratio, "x",
-                            target=TARGET_MP3_VS_MEMORY, meets_target=bool(ratio >= TARGET_MP3_VS_MEMORY),
-                            **extra))  # fmt: skip
-    return rows
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
