@@ -16,6 +16,9 @@
 # HOME and PATH reach the remote ranks without editing any shell rc.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXIT_USAGE=2
+# horovodrun itself imports TensorFlow (its build check) before any rank starts: quiet its start-up lines
+# unless the user chose a level (the ranks' own output is quiet by default: hvd_magtag.console)
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 
 # usage LINES STATUS: print the script's header lines LINES (e.g. 2,6) and the exit codes, exit STATUS
 usage() {

@@ -125,9 +125,6 @@ def test_cli_errors_config_and_fsutil_import_no_tensorflow():
 #: Tools whose --help still imports TensorFlow (each with its reason); every other tool's must not, which is
 #: what justifies the function-local imports of TensorFlow that remain in the package (DESIGN.md).
 HELP_LOADS_TENSORFLOW = {
-    # TRAIN_PACKAGE_PENDING: since the train/ package, train/__init__ imports its TensorFlow modules before
-    # the parser runs (0.2 s at a714ae1). Helper `train` removes this entry when --help is TF-free again.
-    "hvd_magtag.train",
     # data/tfrecord/extract.py holds the parser next to the TensorFlow writer (so since before the redesign).
     "hvd_magtag.data.tfrecord",
 }

@@ -12,52 +12,52 @@ checkpoints/, best/ and last/ weights. Only rank 0 writes or logs; every rank co
 The package, by job: ``command`` (flags, settings, :func:`main`), ``setup`` (data, run directory, model and
 optimizer, resume verdict), ``step`` (the compiled step and gradient allreduce), ``monitor`` (rank-0
 metrics and progress) and ``loop`` (:func:`train`, shaped like Horovod's elastic TensorFlow 2 example).
+
+Importing the package imports no TensorFlow: names load on first use (PEP 562), so that ``python -m
+hvd_magtag.train --help`` and option errors answer without it.
 """
 
-from hvd_magtag.train.command import build_parser, experiment_from_args, main
-from hvd_magtag.train.loop import Loop, train, weights_digest
-from hvd_magtag.train.monitor import DONE_LINE, Monitor
-from hvd_magtag.train.setup import (
-    MIN_FREE_BYTES,
-    Job,
-    _versions,
-    build_model,
-    check_run_dir,
-    create_model,
-    create_run_dir,
-    make_optimizer,
-    new_optimizer,
-    resume_problem,
-    run_info,
-    runs_root,
-    train_batches,
-)
-from hvd_magtag.train.step import make_train_step, restart_from, save_weights, sync_statistics
+from __future__ import annotations
 
-__all__ = [
-    "_versions",  # pretrained.musicnn records the same versions
-    "DONE_LINE",
-    "MIN_FREE_BYTES",
-    "Job",
-    "Loop",
-    "Monitor",
-    "build_model",
-    "build_parser",
-    "check_run_dir",
-    "create_model",
-    "create_run_dir",
-    "experiment_from_args",
-    "main",
-    "make_optimizer",
-    "make_train_step",
-    "new_optimizer",
-    "restart_from",
-    "resume_problem",
-    "run_info",
-    "runs_root",
-    "save_weights",
-    "sync_statistics",
-    "train",
-    "train_batches",
-    "weights_digest",
-]
+import importlib
+
+#: public name -> submodule defining it
+_LAZY = {
+    "DONE_LINE": "hvd_magtag.train.monitor",
+    "Job": "hvd_magtag.train.setup",
+    "Loop": "hvd_magtag.train.loop",
+    "MIN_FREE_BYTES": "hvd_magtag.train.setup",
+    "Monitor": "hvd_magtag.train.monitor",
+    "_versions": "hvd_magtag.train.setup",
+    "build_model": "hvd_magtag.train.setup",
+    "build_parser": "hvd_magtag.train.command",
+    "check_run_dir": "hvd_magtag.train.setup",
+    "create_model": "hvd_magtag.train.setup",
+    "create_run_dir": "hvd_magtag.train.setup",
+    "experiment_from_args": "hvd_magtag.train.command",
+    "main": "hvd_magtag.train.command",
+    "make_optimizer": "hvd_magtag.train.setup",
+    "make_train_step": "hvd_magtag.train.step",
+    "new_optimizer": "hvd_magtag.train.setup",
+    "restart_from": "hvd_magtag.train.step",
+    "resume_problem": "hvd_magtag.train.setup",
+    "run_info": "hvd_magtag.train.setup",
+    "runs_root": "hvd_magtag.train.setup",
+    "save_weights": "hvd_magtag.train.step",
+    "sync_statistics": "hvd_magtag.train.step",
+    "train": "hvd_magtag.train.loop",
+    "train_batches": "hvd_magtag.train.setup",
+    "weights_digest": "hvd_magtag.train.loop",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hvd_magtag.train' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from hvd_magtag import cli
 from hvd_magtag.config import Experiment
-from hvd_magtag.train.loop import train
 
 # flag -> dotted config key (each flag is sugar for one --set)
 _FLAGS = {
@@ -101,4 +100,11 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return cli.run_cli(lambda: train(experiment_from_args(args)), debug=args.debug)
+    return cli.run_cli(lambda: _train(experiment_from_args(args)), debug=args.debug)
+
+
+def _train(exp: Experiment):
+    """The loop, imported here: it loads TensorFlow, which ``--help`` and option errors do without."""
+    from hvd_magtag.train.loop import train
+
+    return train(exp)
