@@ -56,6 +56,7 @@ from hvd_magtag import audio
 from hvd_magtag.audio.formats import GRAPH_NAMES, MPEG_RATES
 from hvd_magtag.errors import ExportError
 from hvd_magtag.features import features_for, window_context
+from hvd_magtag.models.inference import inference_model
 from hvd_magtag.models.names import EMBEDDING_LAYER, OUTPUT_LAYER, UNFOLD_WINDOWS, WINDOW_ENCODER
 
 #: Windows the model sees per call inside the exported functions (bounds activation memory for long clips).
@@ -187,7 +188,8 @@ def window_heads(model, spec):
     """Keras sub-models of ``model`` sharing its weights, for one batch of windows as model input.
 
     Returns ``(window_model, group_model)``:
-      window_model: ``[B, *spec.window_shape()] -> (probs [B, n_tags], embedding [B, D])``;
+      window_model: ``[B, *spec.window_shape()] -> (probs [B, n_tags], embedding [B, D])``, with
+                    :func:`~hvd_magtag.models.inference.inference_model`'s exact rewrites (split models);
       group_model:  ``None`` for split models; for superpool models the model itself,
                     ``[G, n_windows, *window_shape] -> probs [G, n_tags]``.
     """
@@ -205,7 +207,8 @@ def window_heads(model, spec):
             raise ExportError(
                 f"model {model.name!r} has no layer named {EMBEDDING_LAYER!r} (penultimate features)"
             ) from None
-        return keras.Model(model.inputs, [tags_out, emb], name=f"{model.name}_heads"), None
+        heads = keras.Model(model.inputs, [tags_out, emb], name=f"{model.name}_heads")
+        return inference_model(heads), None  # the same numbers, faster (models/inference.py)
 
     try:
         encoder = model.get_layer(WINDOW_ENCODER)

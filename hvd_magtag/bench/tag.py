@@ -49,7 +49,7 @@ from hvd_magtag.bench import row, timed
 from hvd_magtag.config import Experiment
 from hvd_magtag.demo import DEMO_CONFIG_NAME
 from hvd_magtag.models.registry import create_model
-from hvd_magtag.pretrained import MUSICNN_INSTALL
+from hvd_magtag.pretrained import MUSICNN_INSTALL, resolve_model
 from hvd_magtag.rundir import RunDir
 
 BENCH = "tag"
@@ -411,7 +411,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="hvd_magtag_bench_tag_") as tmp_name:
         tmp = Path(tmp_name)
         if args.model:
-            model_path, model_desc = Path(args.model).expanduser().resolve(), str(args.model)
+            model_path, model_desc = resolve_model(args.model), str(args.model)  # a path or MTT_musicnn...
         else:
             model_path, model_desc = demo_run(tmp)
         from hvd_magtag.tag import Tagger  # TensorFlow: --help and option errors answer without it
