@@ -140,3 +140,44 @@ def test_training_and_evaluation_read_every_usable_kind():
     np.testing.assert_array_equal(
         table.waveform(tf.constant(i, tf.int64), spec.sample_rate).numpy(), expected
     )
+
+
+#: mp3 fixtures whose length libsndfile cannot know in advance (a CBR stream without a Xing/Info header:
+#: it estimates from the file size), so ``decode_mp3_fast`` hands them to the in-graph decoder.
+MP3_NO_LENGTH_HEADER = {"mp3/ffmpeg_cbr128_44k_stereo_plain.mp3"}
+
+
+@pytest.mark.parametrize("name", afx.names("mp3/"))
+def test_fast_mp3_decode_gives_the_in_graph_decoders_samples_or_declines(name):
+    """``audio.decode_mp3_fast`` (libsndfile's mpg123, what ``tag`` uses for whole mp3 files) returns the same
+    number of samples as tensorflow-io's minimp3 and the same samples within 1e-6 on every LAME / FFmpeg
+    fixture, or None (then the graph decodes) where the file's frames and libsndfile's count disagree."""
+    import tensorflow as tf
+
+    data = afx.path(name).read_bytes()
+    graph = audio.decode(tf.constant(data), "mp3").numpy()
+    fast = audio.decode_mp3_fast(afx.path(name), data)
+    if name in MP3_NO_LENGTH_HEADER:
+        assert fast is None
+        return
+    assert fast is not None, "mpg123's samples were not taken"
+    x, rate = fast
+    assert rate == mf.mp3_layout(data).rate and x.dtype == np.float32
+    assert x.shape == graph.shape
+    np.testing.assert_allclose(x, graph, rtol=0, atol=1e-6)
+
+
+def test_fast_mp3_decode_declines_a_vbr_stream_without_a_xing_header(tmp_path):
+    """libsndfile reads such a stream short (it estimates the length from the first frame's bit rate): the
+    frame count disagrees, so the fast path declines rather than return a truncated clip."""
+    import tensorflow as tf
+    import tensorflow_io as tfio
+
+    x = np.random.default_rng(0).uniform(-0.3, 0.3, (16000 * 5, 1)).astype(np.float32)
+    path = tmp_path / "vbr.mp3"
+    path.write_bytes(tfio.audio.encode_mp3(tf.constant(x), rate=16000).numpy())
+    data = path.read_bytes()
+    import soundfile as sf
+
+    assert sf.info(str(path)).frames != audio.decode(tf.constant(data), "mp3").shape[0]  # the trap is real
+    assert audio.decode_mp3_fast(path, data) is None

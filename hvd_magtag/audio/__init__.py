@@ -30,7 +30,7 @@ _HOME = {
          "graph_decoder", "GRAPH_DECODERS", "GRAPH_NAMES", "PYTHON_DECODERS"], "formats"),
     **dict.fromkeys(["Mp3Layout", "mp3_layout", "check_mp3"], "mpeg"),
     **dict.fromkeys(
-        ["decode", "from_bytes", "load", "to_mono", "decode_file", "stream_file", "decode_python",
+        ["decode", "from_bytes", "load", "to_mono", "decode_file", "decode_mp3_fast", "stream_file", "decode_python",
          "DecodeError", "python_decoder"], "decoding"),
     **dict.fromkeys(["sniff_format", "file_problem", "encrypted_mp4"], "containers"),
     **dict.fromkeys(

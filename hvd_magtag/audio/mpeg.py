@@ -146,6 +146,18 @@ class Mp3Layout:
     problem: tuple[str, str] | None = None
 
     @property
+    def decoded_samples(self) -> int | None:
+        """Samples per channel tensorflow-io's whole-file decode (minimp3) gives: every audio frame's samples
+        minus the encoder ``delay`` and ``padding``; None when the frames do not say it for sure (no frames,
+        a problem, or a Xing/Info frame count other than the frames found)."""
+        n = len(self.frames) - 1
+        if self.problem or n <= 0 or self.samples_per_frame <= 0:
+            return None
+        if self.announced is not None and self.announced != n:
+            return None
+        return max(0, n * self.samples_per_frame - self.delay - self.padding)
+
+    @property
     def audio_start(self) -> int:
         """Offset of the first audio frame after the tags and the VBR header frame (-1 if none)."""
         skip = 1 if self.header == "VBRI" else 0
