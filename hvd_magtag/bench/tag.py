@@ -410,7 +410,7 @@ def scaling_rows(model_path: Path, tmp: Path, n_files: int, common: dict) -> lis
         seconds = run["scan_seconds"] + run["tag_seconds"]
         rates[np_ranks] = run["tagged"] / seconds
         rows.append(row(BENCH, f"library {n_files} files np={np_ranks} x 1 thread", "files/s", rates[np_ranks],
-                        "files/s", wall_s=run["wall_seconds"], scan_s=run["scan_seconds"], tag_s=run["tag_seconds"],
+                        "files/s", wall_s=run["wall_seconds"], startup_s=run["startup_seconds"], scan_s=run["scan_seconds"], tag_s=run["tag_seconds"],
                         peak_rss_mb_per_rank=run["peak_rss_mb_per_rank"], **common))  # fmt: skip
     ratio = rates[2] / rates[1]
     rows.append(row(BENCH, "library np=2 / np=1 (1 thread/rank)", "speed-up", ratio, "x", target=TARGET_SCALING,

@@ -138,6 +138,7 @@ def _library(args: argparse.Namespace, model: Path) -> int:
     from hvd_magtag.tag import library
     from hvd_magtag.tag.tagger import Tagger
 
+    os.environ.setdefault("HOROVOD_CYCLE_TIME", str(library.HOROVOD_CYCLE_MS))  # Horovod: read by hvd.init()
     ctx = distributed.init(threads=args.threads)
     tagger = Tagger(model, weights=args.weights, precision=args.precision)  # TaggerError: exit 4
     arrays = tuple(
