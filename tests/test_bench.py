@@ -166,24 +166,33 @@ def test_scaling_worker_needs_settings():
 
 
 def test_tag_library_rows_alternate_jobs_and_compare_the_means(tmp_path, monkeypatch):
-    """bench tag's library case: ``repeats`` jobs of 1 and of 2 ranks in turn, files/s = tagged / (scan +
-    tag) per job, mean ± std per rank count, speed-up = ratio of the means (stand-in jobs, no TensorFlow)."""
+    """bench tag's library case: ``repeats`` rounds of a 1-rank job, a 2-rank job and the pair of independent
+    processes (half the files each), files/s = tagged / (scan + tag) per job, mean ± std per kind, speed-ups
+    = ratios of the means (stand-in jobs, no TensorFlow); the halves hold every file once."""
     from hvd_magtag.bench import tag as bench_tag
 
     order, seconds = [], iter([(2.0, 6.0), (1.0, 3.0), (2.0, 10.0), (1.0, 5.0)])
-    monkeypatch.setattr(bench_tag, "write_mp3", lambda path, samples, rate: path)
+    pair_rates = iter([9.0, 7.0])
+    written = []
+    monkeypatch.setattr(bench_tag, "write_mp3", lambda path, samples, rate: written.append(path))
     monkeypatch.setattr(bench_tag, "music_like", lambda *a, **k: None)
 
     def job(model, library, out, np_ranks):
         order.append(np_ranks)
         scan, tag = next(seconds)
-        run = {"tagged": 48, "scan_seconds": scan, "tag_seconds": tag, "wall_seconds": scan + tag + 4,
-               "startup_seconds": 4.0, "peak_rss_mb_per_rank": [800.0] * np_ranks}  # fmt: skip
-        return {"this_run": run}
+        return {"tagged": 48, "scan_seconds": scan, "tag_seconds": tag, "wall_seconds": scan + tag + 4,
+                "startup_seconds": 4.0, "peak_rss_mb_per_rank": [800.0] * np_ranks}  # fmt: skip
+
+    def pair(model, halves, outs):
+        order.append("pair")
+        assert len(halves) == 2 and len(set(outs)) == 2
+        return {"files_per_s": next(pair_rates)}
 
     monkeypatch.setattr(bench_tag, "library_job", job)
+    monkeypatch.setattr(bench_tag, "pair_job", pair)
     rows = bench_tag.scaling_rows(tmp_path / "model", tmp_path, 3, {}, repeats=2)
-    assert order == [1, 2, 1, 2]
+    assert order == [1, 2, "pair", 1, 2, "pair"]
+    assert sorted(p.parent.name for p in written) == ["a", "a", "b"] and len(set(written)) == 3
     one = _find(rows, "library 3 files np=1 x 1 thread", "files/s")
     two = _find(rows, "library 3 files np=2 x 1 thread", "files/s")
     assert one["value"] == pytest.approx((6 + 4) / 2) and one["spread"] == pytest.approx(1.0)
@@ -191,3 +200,8 @@ def test_tag_library_rows_alternate_jobs_and_compare_the_means(tmp_path, monkeyp
     assert two["peak_rss_mb_per_rank"] == [800.0, 800.0] and two["tag_s"] == 5.0  # the last job's
     speedup = _find(rows, "library np=2 / np=1 (1 thread/rank)", "speed-up")
     assert speedup["value"] == pytest.approx(2.0) and speedup["meets_target"] is True
+    ceiling = _find(rows, "library 2 independent processes / np=1", "speed-up")
+    assert ceiling["value"] == pytest.approx(8.0 / 5.0)
+    assert _find(rows, "library np=2 / 2 independent processes", "ratio")["value"] == pytest.approx(
+        10.0 / 8.0
+    )

@@ -18,8 +18,10 @@ all measured in one run so that their ratios hold on a shared machine:
 - ``CPU-bound ceiling``: cores / (decode + model CPU seconds per clip): what any overlap could reach;
 - ``library``: ``--library-files`` 30 s files tagged as a library job (``python -m hvd_magtag.tag LIBRARY
   --out DIR``, manifest scan + tagging, start-up excluded) by 1 rank x 1 thread and 2 ranks x 1 thread, each
-  rank bound to a core, ``--iters`` jobs of each in turn: files/s (mean ± std), wall time, peak memory per
-  rank, and the speed-up of the means (target :data:`TARGET_SCALING`);
+  rank bound to a core, and the machine's ceiling for 2 ranks (two independent 1-process jobs started
+  together, half the files and one core each), ``--iters`` rounds of the three in turn: files/s
+  (mean ± std), wall time, peak memory per rank, and the speed-ups of the means (target
+  :data:`TARGET_SCALING` for np=2 over np=1);
 - ``compare NAME`` (``--compare``): another tagger registered in :data:`COMPARISONS` on the same 44.1 kHz
   files, and our end-to-end speed over it (target :data:`TARGET_COMPARISON`);
 - ``memory``: peak RSS (MB) of a fresh process after loading the model (baseline) and after tagging a 30 s
@@ -36,6 +38,7 @@ import argparse
 import importlib.util
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -383,38 +386,76 @@ def _comparison_rows(name: str, files: list, model_path: Path, tagger, common: d
     ]  # fmt: skip
 
 
+def _tag_command(model_path: Path, library: Path, out: Path) -> list:
+    return [sys.executable, "-m", "hvd_magtag.tag", str(library), "--model", str(model_path),
+            "--out", str(out), "--quiet", "--threads", "1", "--workers", "1"]  # fmt: skip
+
+
+def _job_run(out: Path, done_returncode: int, output: str, label: str) -> dict:
+    if done_returncode != 0:
+        raise RuntimeError(f"library job {label} failed (exit {done_returncode}): {output[-2000:]}")
+    return json.loads((out / "summary.json").read_text())["this_run"]
+
+
 def library_job(model_path: Path, library: Path, out: Path, np_ranks: int) -> dict:
     """``horovodrun -np N python -m hvd_magtag.tag LIBRARY --out OUT`` with one thread per rank, each rank
-    bound to its own core; the job's summary.json."""
+    bound to its own core; the job's summary.json ``this_run``."""
     launcher = jobs.horovodrun(np_ranks, launcher_args=["--binding-args=-bind-to core -map-by core"])
-    cmd = [*launcher, sys.executable, "-m", "hvd_magtag.tag", str(library), "--model", str(model_path),
-           "--out", str(out), "--quiet", "--threads", "1", "--workers", "1"]  # fmt: skip
-    done = jobs.run(cmd, timeout=LIBRARY_TIMEOUT, threads=1, merge_output=True)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"library job np={np_ranks} failed (exit {done.returncode}): {done.stdout[-2000:]}"
-        )
-    return json.loads((out / "summary.json").read_text())
+    done = jobs.run([*launcher, *_tag_command(model_path, library, out)], timeout=LIBRARY_TIMEOUT, threads=1,
+                    merge_output=True)  # fmt: skip
+    return _job_run(out, done.returncode, done.stdout, f"np={np_ranks}")
+
+
+def pair_job(model_path: Path, halves: list[Path], outs: list[Path]) -> dict:
+    """The machine's own ceiling for 2 ranks: two independent 1-process jobs (no Horovod), one per half of the
+    library, started together, each pinned to its own core; ``this_run`` of each, and ``files_per_s``: all
+    files over the longer scan + tag."""
+    cores = sorted(os.sched_getaffinity(0))
+
+    def pinned(core):
+        return lambda: os.sched_setaffinity(0, {core})
+
+    started = [
+        jobs.start(_tag_command(model_path, half, out), threads=1, stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT, text=True, preexec_fn=pinned(cores[i % len(cores)]))
+        for i, (half, out) in enumerate(zip(halves, outs))
+    ]  # fmt: skip
+    try:
+        outputs = [job.proc.communicate(timeout=LIBRARY_TIMEOUT)[0] for job in started]
+    finally:
+        for job in started:
+            job.kill()
+    runs = [
+        _job_run(out, job.proc.returncode, text, "pair") for out, job, text in zip(outs, started, outputs)
+    ]
+    busy = max(r["scan_seconds"] + r["tag_seconds"] for r in runs)
+    return {"runs": runs, "files_per_s": sum(r["tagged"] for r in runs) / busy}
 
 
 def scaling_rows(model_path: Path, tmp: Path, n_files: int, common: dict, repeats: int = 1) -> list[dict]:
-    """Library tagging (scan + tag, after start-up) of ``n_files`` 30 s 16 kHz mono mp3s: 1 rank x 1 thread
-    and 2 ranks x 1 thread, files/s (mean ± std of ``repeats`` jobs each, alternating 1 and 2 ranks: this VM's
-    rates drift by up to ~30 % between back-to-back jobs) and the ratio of the means; wall time and peak
-    memory per rank of the last job of each."""
+    """Library tagging (scan + tag, after start-up) of ``n_files`` 30 s 16 kHz mono mp3s: 1 rank x 1 thread,
+    2 ranks x 1 thread, and the machine's ceiling for the latter (:func:`pair_job`: two independent processes,
+    half the files each, one per core), files/s (mean ± std of ``repeats`` rounds, each running the three in
+    turn: this VM's rates drift by up to ~30 % between back-to-back jobs) and the ratios of the means; wall
+    time and peak memory per rank of the last job of each."""
     import numpy as np
 
     library = tmp / "library"
-    library.mkdir()
+    halves = [library / "a", library / "b"]
+    for h in halves:
+        h.mkdir(parents=True)
     for i in range(n_files):
-        write_mp3(library / f"song{i:03d}.mp3", music_like(CLIP_SECONDS, 16000, 1, seed=500 + i), 16000)
-    rates: dict[int, list[float]] = {1: [], 2: []}
+        half = halves[i * 2 // n_files] if n_files > 1 else halves[0]
+        write_mp3(half / f"song{i:03d}.mp3", music_like(CLIP_SECONDS, 16000, 1, seed=500 + i), 16000)
+    rates: dict = {1: [], 2: [], "pair": []}
     last: dict[int, dict] = {}
     for rep in range(repeats):
         for np_ranks in (1, 2):
-            run = library_job(model_path, library, tmp / f"results-np{np_ranks}-{rep}", np_ranks)["this_run"]
+            run = library_job(model_path, library, tmp / f"results-np{np_ranks}-{rep}", np_ranks)
             rates[np_ranks].append(run["tagged"] / (run["scan_seconds"] + run["tag_seconds"]))
             last[np_ranks] = run
+        outs = [tmp / f"results-pair{k}-{rep}" for k in range(2)]
+        rates["pair"].append(pair_job(model_path, halves, outs)["files_per_s"])
     rows = []
     for np_ranks, run in last.items():
         rows.append(row(BENCH, f"library {n_files} files np={np_ranks} x 1 thread", "files/s",
@@ -422,9 +463,17 @@ def scaling_rows(model_path: Path, tmp: Path, n_files: int, common: dict, repeat
                         jobs=repeats, wall_s=run["wall_seconds"], startup_s=run["startup_seconds"],
                         scan_s=run["scan_seconds"], tag_s=run["tag_seconds"],
                         peak_rss_mb_per_rank=run["peak_rss_mb_per_rank"], **common))  # fmt: skip
+    rows.append(row(BENCH, f"library {n_files} files 2 independent processes x 1 thread", "files/s",
+                    float(np.mean(rates["pair"])), "files/s", float(np.std(rates["pair"])), jobs=repeats,
+                    note="half the files each, one core each, no Horovod: this machine's ceiling for np=2",
+                    **common))  # fmt: skip
     ratio = float(np.mean(rates[2]) / np.mean(rates[1]))
     rows.append(row(BENCH, "library np=2 / np=1 (1 thread/rank)", "speed-up", ratio, "x", target=TARGET_SCALING,
                     meets_target=bool(ratio >= TARGET_SCALING), **common))  # fmt: skip
+    ceiling = float(np.mean(rates["pair"]) / np.mean(rates[1]))
+    rows.append(row(BENCH, "library 2 independent processes / np=1", "speed-up", ceiling, "x", **common))
+    rows.append(row(BENCH, "library np=2 / 2 independent processes", "ratio",
+                    float(np.mean(rates[2]) / np.mean(rates["pair"])), "x", **common))  # fmt: skip
     return rows
 
 
