@@ -186,7 +186,7 @@ def test_tag_library_rows_alternate_jobs_and_compare_the_means(tmp_path, monkeyp
     def pair(model, halves, outs):
         order.append("pair")
         assert len(halves) == 2 and len(set(outs)) == 2
-        return {"files_per_s": next(pair_rates)}
+        return next(pair_rates)
 
     monkeypatch.setattr(bench_tag, "library_job", job)
     monkeypatch.setattr(bench_tag, "pair_job", pair)

@@ -391,6 +391,12 @@ def _tag_command(model_path: Path, library: Path, out: Path) -> list:
             "--out", str(out), "--quiet", "--threads", "1", "--workers", "1"]  # fmt: skip
 
 
+def files_per_s(runs: list[dict]) -> float:
+    """Library files/s of jobs that ran together (summary.json ``this_run`` of each): files tagged over the
+    longest scan + tag (start-up excluded)."""
+    return sum(r["tagged"] for r in runs) / max(r["scan_seconds"] + r["tag_seconds"] for r in runs)
+
+
 def _job_run(out: Path, done_returncode: int, output: str, label: str) -> dict:
     if done_returncode != 0:
         raise RuntimeError(f"library job {label} failed (exit {done_returncode}): {output[-2000:]}")
@@ -406,10 +412,9 @@ def library_job(model_path: Path, library: Path, out: Path, np_ranks: int) -> di
     return _job_run(out, done.returncode, done.stdout, f"np={np_ranks}")
 
 
-def pair_job(model_path: Path, halves: list[Path], outs: list[Path]) -> dict:
+def pair_job(model_path: Path, halves: list[Path], outs: list[Path]) -> float:
     """The machine's own ceiling for 2 ranks: two independent 1-process jobs (no Horovod), one per half of the
-    library, started together, each pinned to its own core; ``this_run`` of each, and ``files_per_s``: all
-    files over the longer scan + tag."""
+    library, started together, each pinned to its own core; their :func:`files_per_s`."""
     cores = sorted(os.sched_getaffinity(0))
 
     def pinned(core):
@@ -425,11 +430,9 @@ def pair_job(model_path: Path, halves: list[Path], outs: list[Path]) -> dict:
     finally:
         for job in started:
             job.kill()
-    runs = [
-        _job_run(out, job.proc.returncode, text, "pair") for out, job, text in zip(outs, started, outputs)
-    ]
-    busy = max(r["scan_seconds"] + r["tag_seconds"] for r in runs)
-    return {"runs": runs, "files_per_s": sum(r["tagged"] for r in runs) / busy}
+    return files_per_s(
+        [_job_run(out, job.proc.returncode, text, "pair") for out, job, text in zip(outs, started, outputs)]
+    )
 
 
 def scaling_rows(model_path: Path, tmp: Path, n_files: int, common: dict, repeats: int = 1) -> list[dict]:
@@ -445,17 +448,20 @@ def scaling_rows(model_path: Path, tmp: Path, n_files: int, common: dict, repeat
     for h in halves:
         h.mkdir(parents=True)
     for i in range(n_files):
-        half = halves[i * 2 // n_files] if n_files > 1 else halves[0]
-        write_mp3(half / f"song{i:03d}.mp3", music_like(CLIP_SECONDS, 16000, 1, seed=500 + i), 16000)
+        write_mp3(
+            halves[i * 2 // n_files] / f"song{i:03d}.mp3",
+            music_like(CLIP_SECONDS, 16000, 1, seed=500 + i),
+            16000,
+        )
     rates: dict = {1: [], 2: [], "pair": []}
     last: dict[int, dict] = {}
     for rep in range(repeats):
         for np_ranks in (1, 2):
             run = library_job(model_path, library, tmp / f"results-np{np_ranks}-{rep}", np_ranks)
-            rates[np_ranks].append(run["tagged"] / (run["scan_seconds"] + run["tag_seconds"]))
+            rates[np_ranks].append(files_per_s([run]))
             last[np_ranks] = run
         outs = [tmp / f"results-pair{k}-{rep}" for k in range(2)]
-        rates["pair"].append(pair_job(model_path, halves, outs)["files_per_s"])
+        rates["pair"].append(pair_job(model_path, halves, outs))
     rows = []
     for np_ranks, run in last.items():
         rows.append(row(BENCH, f"library {n_files} files np={np_ranks} x 1 thread", "files/s",
